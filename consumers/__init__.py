@@ -1,0 +1,1 @@
+"""The consumer process: ingest queue to Postgres (see README, Status)."""

@@ -1,0 +1,1 @@
+"""Shared core of every Lectr process: CLI, settings, logging, broker, database helpers."""

@@ -1,0 +1,30 @@
+"""Logging for every Lectr process: one line per record, UTC timestamps, to stderr.
+
+Nothing logged may contain a prompt, completion, request body, provider key or raw
+Lectr key; log ids and counts instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+
+class _UTCFormatter(logging.Formatter):
+    converter = time.gmtime
+
+
+def configure(level: str = "INFO") -> None:
+    """Send log records at ``level`` and above to stderr (idempotent)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _UTCFormatter("%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s %(message)s",
+                      datefmt="%Y-%m-%dT%H:%M:%S")
+    )  # fmt: skip
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # aio-pika and aiormq log every reconnect attempt at INFO.
+    logging.getLogger("aiormq").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("aio_pika").setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,1 @@
+"""The proxy process: the hot path serving /v1/* for clients (see README, Status)."""

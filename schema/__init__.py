@@ -1,0 +1,1 @@
+"""Lectr data contracts: tables, migrations, reference data, shared message formats."""

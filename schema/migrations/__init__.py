@@ -1,0 +1,1 @@
+"""Alembic migration history for the tables in :mod:`schema.tables`."""

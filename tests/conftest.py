@@ -1,0 +1,158 @@
+"""Real Postgres and RabbitMQ for every test session, each run under its own names.
+
+The local services are used when they answer (``LECTR_TEST_DATABASE_URL`` and
+``LECTR_TEST_AMQP_URL`` point elsewhere); otherwise testcontainers starts them when
+Docker is available; otherwise the tests that need them are skipped with the reason,
+or fail when ``LECTR_TEST_REQUIRE_SERVICES=1`` (as CI sets it).
+
+Each session creates, migrates and finally drops its own database
+``lectr_test_<run id>`` and uses broker names prefixed ``lectr_test_<run id>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit
+
+import aio_pika
+import asyncpg
+import pytest
+
+from lectr import migrations
+from lectr.broker import BrokerNames, declare_topology, delete_topology
+from lectr.db import asyncpg_dsn, drop_database, with_database
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+DELIVERY_LIMIT = 2
+REPLAY_MAX_AGE = "1D"
+
+
+def _answers(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _unavailable(what: str, reason: str) -> None:
+    message = f"{what} unavailable: {reason}"
+    if os.environ.get("LECTR_TEST_REQUIRE_SERVICES") == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(request: pytest.FixtureRequest) -> str:
+    """A URL of a Postgres server where the tests may create databases."""
+    url = os.environ.get("LECTR_TEST_DATABASE_URL", DEFAULT_PG)
+    if _answers(url):
+        return url
+    try:
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16-alpine", driver=None)
+        container.start()
+    except Exception as exc:  # Docker missing or broken: say why, then skip or fail
+        _unavailable("Postgres", f"nothing answers at {url} and testcontainers failed: {exc}")
+    request.addfinalizer(container.stop)
+    return container.get_connection_url()
+
+
+@pytest.fixture(scope="session")
+def amqp_url(request: pytest.FixtureRequest) -> str:
+    url = os.environ.get("LECTR_TEST_AMQP_URL", DEFAULT_AMQP)
+    if _answers(url):
+        return url
+    try:
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        container = RabbitMqContainer("rabbitmq:3.13-alpine")
+        container.start()
+    except Exception as exc:
+        _unavailable("RabbitMQ", f"nothing answers at {url} and testcontainers failed: {exc}")
+    request.addfinalizer(container.stop)
+    host = container.get_container_host_ip()
+    port = container.get_exposed_port(container.port)
+    return f"amqp://guest:guest@{host}:{port}/"
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url: str, run_id: str) -> Iterator[str]:
+    """This session's own database, migrated to head, dropped at the end."""
+    url = with_database(postgres_server_url, f"lectr_test_{run_id}")
+    migrations.migrate(url)
+    yield url
+    asyncio.run(drop_database(url))
+
+
+@pytest.fixture
+def scratch_database_url(postgres_server_url: str) -> Iterator[str]:
+    """An empty database (not migrated) for one test, dropped afterwards."""
+    url = with_database(postgres_server_url, f"lectr_scratch_{uuid.uuid4().hex[:10]}")
+    yield url
+    asyncio.run(drop_database(url))
+
+
+@pytest.fixture(scope="session")
+def broker_names(amqp_url: str, run_id: str) -> Iterator[BrokerNames]:
+    """This session's broker names; everything under them is deleted at the end."""
+    names = BrokerNames(prefix=f"lectr_test_{run_id}")
+    yield names
+
+    async def cleanup() -> None:
+        connection = await aio_pika.connect(amqp_url)
+        async with connection, connection.channel() as channel:
+            await delete_topology(channel, names)
+
+    asyncio.run(cleanup())
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def amqp(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractRobustConnection]:
+    connection = await aio_pika.connect(amqp_url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def topology(amqp: aio_pika.abc.AbstractConnection, broker_names: BrokerNames):
+    """The session's topology, declared (idempotently) on a fresh channel."""
+    channel = await amqp.channel()
+    yield await declare_topology(
+        channel, broker_names, delivery_limit=DELIVERY_LIMIT, replay_max_age=REPLAY_MAX_AGE
+    )
+    await channel.close()
+
+
+@pytest.fixture
+def lectr_env(database_url: str, amqp_url: str, broker_names: BrokerNames) -> dict[str, str]:
+    """The environment for running the ``lectr`` command against this session's services."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LECTR_")}
+    env.update(
+        LECTR_DATABASE_URL=database_url,
+        LECTR_AMQP_URL=amqp_url,
+        LECTR_BROKER_PREFIX=broker_names.prefix,
+        LECTR_INGEST_DELIVERY_LIMIT=str(DELIVERY_LIMIT),
+        LECTR_REPLAY_MAX_AGE=REPLAY_MAX_AGE,
+        LECTR_KEY_PEPPER="test-pepper-0123456789abcdef",
+    )
+    return env
