@@ -163,6 +163,7 @@ def _print_key(issued: IssuedKey, as_json: bool, headline: str) -> None:
 
 
 async def _create_org(settings: Settings, name: str) -> IssuedKey:
+    settings.warn_about_dev_defaults(admin_secret=False)
     async with connection(settings.database_url) as conn:
         try:
             issued = await create_org(conn, name, pepper=settings.key_pepper)
@@ -174,6 +175,7 @@ async def _create_org(settings: Settings, name: str) -> IssuedKey:
 
 
 async def _rotate_key(settings: Settings, ref: str) -> IssuedKey:
+    settings.warn_about_dev_defaults(admin_secret=False)
     async with connection(settings.database_url) as conn:
         try:
             issued = await rotate_key(conn, ref, pepper=settings.key_pepper)

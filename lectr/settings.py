@@ -190,9 +190,12 @@ class Settings:
             log_level=read("LECTR_LOG_LEVEL", defaults.log_level, _log_level),
         )
 
-    def warn_about_dev_defaults(self) -> None:
+    def warn_about_dev_defaults(self, *, admin_secret: bool = True) -> None:
         """Log a warning for each secret still at its development default."""
-        if self.admin_secret == DEV_ADMIN_SECRET:
+        if admin_secret and self.admin_secret == DEV_ADMIN_SECRET:
             log.warning("LECTR_ADMIN_SECRET is the development default; set it in production")
         if self.key_pepper == DEV_KEY_PEPPER:
-            log.warning("LECTR_KEY_PEPPER is the development default; set it in production")
+            log.warning(
+                "LECTR_KEY_PEPPER is the development default; keys issued with it stop "
+                "working once a production pepper is set"
+            )
