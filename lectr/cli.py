@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import aio_pika
 import asyncpg
@@ -19,7 +19,7 @@ import orjson
 
 from lectr import broker, logs, migrations, processes
 from lectr.db import DatabaseUnavailable, connection
-from lectr.orgs import IssuedKey, OrgError, create_org, list_orgs, rotate_key
+from lectr.orgs import IssuedKey, OrgError, OrgSummary, create_org, list_orgs, rotate_key
 from lectr.settings import Settings, SettingsError, redact_url
 from lectr.supervisor import Supervisor
 from schema.control import ControlMessage
@@ -163,29 +163,34 @@ def _print_key(issued: IssuedKey, as_json: bool, headline: str) -> None:
 
 
 async def _create_org(settings: Settings, name: str) -> IssuedKey:
-    settings.warn_about_dev_defaults(admin_secret=False)
-    async with connection(settings.database_url) as conn:
-        try:
-            issued = await create_org(conn, name, pepper=settings.key_pepper)
-        except OrgError as exc:
-            raise CommandError(str(exc), 2) from None
-    await _notify_proxies(settings, [ControlMessage("orgs", issued.org_id),
-                                     ControlMessage("keys", issued.org_id)])  # fmt: skip
-    return issued
+    return await _issue_key(
+        settings, lambda conn: create_org(conn, name, pepper=settings.key_pepper), ("orgs", "keys")
+    )
 
 
 async def _rotate_key(settings: Settings, ref: str) -> IssuedKey:
+    return await _issue_key(
+        settings, lambda conn: rotate_key(conn, ref, pepper=settings.key_pepper), ("keys",)
+    )
+
+
+async def _issue_key(
+    settings: Settings,
+    issue: Callable[[asyncpg.Connection], Awaitable[IssuedKey]],
+    caches: tuple[str, ...],
+) -> IssuedKey:
+    """Run ``issue`` in the database, then tell proxies to reload ``caches`` of that org."""
     settings.warn_about_dev_defaults(admin_secret=False)
     async with connection(settings.database_url) as conn:
         try:
-            issued = await rotate_key(conn, ref, pepper=settings.key_pepper)
+            issued = await issue(conn)
         except OrgError as exc:
             raise CommandError(str(exc), 2) from None
-    await _notify_proxies(settings, [ControlMessage("keys", issued.org_id)])
+    await _notify_proxies(settings, [ControlMessage(cache, issued.org_id) for cache in caches])
     return issued
 
 
-async def _list_orgs(settings: Settings) -> list:
+async def _list_orgs(settings: Settings) -> list[OrgSummary]:
     async with connection(settings.database_url) as conn:
         return await list_orgs(conn)
 

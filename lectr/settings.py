@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -44,39 +44,31 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def _database_url(value: str, variable: str) -> str:
+def _url(value: str, variable: str, schemes: tuple[str, ...], shape: str) -> SplitResult:
     try:
         parts = urlsplit(value)
         _ = parts.port  # raises ValueError on a non-numeric port
     except ValueError as exc:
         raise SettingsError(variable, f"not a valid URL ({exc})") from None
-    if parts.scheme not in ("postgresql", "postgres"):
+    if parts.scheme not in schemes:
         raise SettingsError(
-            variable,
-            f"expected postgresql://user@host:port/dbname, got scheme {parts.scheme!r} "
-            f"in {redact_url(value)!r}",
+            variable, f"expected {shape}, got scheme {parts.scheme!r} in {redact_url(value)!r}"
         )
     if not parts.hostname:
         raise SettingsError(variable, f"no host in {redact_url(value)!r}")
-    if not parts.path.strip("/") or "/" in parts.path.strip("/"):
+    return parts
+
+
+def _database_url(value: str, variable: str) -> str:
+    parts = _url(value, variable, ("postgresql", "postgres"), "postgresql://user@host:port/db")
+    name = parts.path.strip("/")
+    if not name or "/" in name:
         raise SettingsError(variable, f"no database name in {redact_url(value)!r}")
     return value
 
 
 def _amqp_url(value: str, variable: str) -> str:
-    try:
-        parts = urlsplit(value)
-        _ = parts.port  # raises ValueError on a non-numeric port
-    except ValueError as exc:
-        raise SettingsError(variable, f"not a valid URL ({exc})") from None
-    if parts.scheme not in ("amqp", "amqps"):
-        raise SettingsError(
-            variable,
-            f"expected amqp://user:password@host:port/vhost, got scheme {parts.scheme!r} "
-            f"in {redact_url(value)!r}",
-        )
-    if not parts.hostname:
-        raise SettingsError(variable, f"no host in {redact_url(value)!r}")
+    _url(value, variable, ("amqp", "amqps"), "amqp://user:password@host:port/vhost")
     return value
 
 

@@ -15,7 +15,9 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -25,6 +27,9 @@ import pytest
 from lectr import migrations
 from lectr.broker import BrokerNames, declare_topology, delete_topology
 from lectr.db import asyncpg_dsn, drop_database, with_database
+
+if TYPE_CHECKING:
+    from testcontainers.core.container import DockerContainer
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -41,11 +46,46 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _unavailable(what: str, reason: str) -> None:
-    message = f"{what} unavailable: {reason}"
-    if os.environ.get("LECTR_TEST_REQUIRE_SERVICES") == "1":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+def _service_url(
+    request: pytest.FixtureRequest,
+    what: str,
+    variable: str,
+    default: str,
+    start_container: Callable[[], tuple[DockerContainer, str]],
+) -> str:
+    """The local service's URL when it answers, else one in a container, else skip/fail."""
+    url = os.environ.get(variable, default)
+    if _answers(url):
+        return url
+    try:
+        container, container_url = start_container()
+    except Exception as exc:  # Docker missing or broken: say why, then skip or fail
+        message = f"{what} unavailable: nothing answers at {url} and testcontainers failed: {exc}"
+        if os.environ.get("LECTR_TEST_REQUIRE_SERVICES") == "1":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    request.addfinalizer(container.stop)
+    return container_url
+
+
+def _postgres_container() -> tuple[DockerContainer, str]:
+    with warnings.catch_warnings():  # testcontainers deprecates its own helpers
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16-alpine", driver=None).start()
+    return container, container.get_connection_url()
+
+
+def _rabbitmq_container() -> tuple[DockerContainer, str]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from testcontainers.community.rabbitmq import RabbitMqContainer
+
+        container = RabbitMqContainer("rabbitmq:3.13-alpine").start()
+    host = container.get_container_host_ip()
+    port = container.get_exposed_port(container.port)
+    return container, f"amqp://{container.username}:{container.password}@{host}:{port}/"
 
 
 @pytest.fixture(scope="session")
@@ -56,36 +96,16 @@ def run_id() -> str:
 @pytest.fixture(scope="session")
 def postgres_server_url(request: pytest.FixtureRequest) -> str:
     """A URL of a Postgres server where the tests may create databases."""
-    url = os.environ.get("LECTR_TEST_DATABASE_URL", DEFAULT_PG)
-    if _answers(url):
-        return url
-    try:
-        from testcontainers.postgres import PostgresContainer
-
-        container = PostgresContainer("postgres:16-alpine", driver=None)
-        container.start()
-    except Exception as exc:  # Docker missing or broken: say why, then skip or fail
-        _unavailable("Postgres", f"nothing answers at {url} and testcontainers failed: {exc}")
-    request.addfinalizer(container.stop)
-    return container.get_connection_url()
+    return _service_url(
+        request, "Postgres", "LECTR_TEST_DATABASE_URL", DEFAULT_PG, _postgres_container
+    )
 
 
 @pytest.fixture(scope="session")
 def amqp_url(request: pytest.FixtureRequest) -> str:
-    url = os.environ.get("LECTR_TEST_AMQP_URL", DEFAULT_AMQP)
-    if _answers(url):
-        return url
-    try:
-        from testcontainers.rabbitmq import RabbitMqContainer
-
-        container = RabbitMqContainer("rabbitmq:3.13-alpine")
-        container.start()
-    except Exception as exc:
-        _unavailable("RabbitMQ", f"nothing answers at {url} and testcontainers failed: {exc}")
-    request.addfinalizer(container.stop)
-    host = container.get_container_host_ip()
-    port = container.get_exposed_port(container.port)
-    return f"amqp://guest:guest@{host}:{port}/"
+    return _service_url(
+        request, "RabbitMQ", "LECTR_TEST_AMQP_URL", DEFAULT_AMQP, _rabbitmq_container
+    )
 
 
 @pytest.fixture(scope="session")

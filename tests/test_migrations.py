@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from subprocess import PIPE
 
 import asyncpg
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import pool
@@ -66,21 +67,36 @@ async def test_two_processes_migrating_at_once_both_succeed(
     assert await migrations.current_revision(scratch_database_url) == migrations.head_revision()
 
 
-def _compare(connection):  # runs inside AsyncConnection.run_sync
-    context = MigrationContext.configure(
-        connection, opts={"include_name": include_name, "compare_type": True}
-    )
-    return compare_metadata(context, metadata)
+def _differences(target: sa.MetaData):
+    def compare(connection):  # runs inside AsyncConnection.run_sync
+        context = MigrationContext.configure(
+            connection, opts={"include_name": include_name, "compare_type": True}
+        )
+        return compare_metadata(context, target)
+
+    return compare
 
 
-async def test_autogenerate_finds_no_difference(database_url: str) -> None:
+async def _diff(database_url: str, target: sa.MetaData) -> list:
     engine = create_async_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:
-            diff = await connection.run_sync(_compare)
+            return await connection.run_sync(_differences(target))
     finally:
         await engine.dispose()
-    assert diff == []
+
+
+async def test_autogenerate_finds_no_difference(database_url: str) -> None:
+    assert await _diff(database_url, metadata) == []
+
+
+async def test_autogenerate_would_notice_a_change(database_url: str) -> None:
+    changed = sa.MetaData()
+    for table in metadata.sorted_tables:
+        table.to_metadata(changed)
+    changed.tables["organizations"].append_column(sa.Column("plan", sa.Text))
+    diff = await _diff(database_url, changed)
+    assert [(d[0], d[3].name) for d in diff] == [("add_column", "plan")]
 
 
 async def test_request_logs_is_partitioned_by_created_at(db: asyncpg.Connection) -> None:
