@@ -7,6 +7,8 @@ async code with ``asyncio.to_thread``.
 from __future__ import annotations
 
 import asyncio
+import logging
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from alembic import command
@@ -15,8 +17,13 @@ from alembic.script import ScriptDirectory
 
 import schema
 from lectr.db import connection, ensure_database
+from schema import partitions
 
 MIGRATIONS_DIR = Path(schema.__file__).parent / "migrations"
+# Days of request_logs partitions kept ready ahead of today.
+PARTITION_DAYS_AHEAD = 14
+
+log = logging.getLogger(__name__)
 
 
 def alembic_config(database_url: str) -> Config:
@@ -44,15 +51,26 @@ def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
 
 
-def migrate(database_url: str) -> bool:
-    """Create the database if it is missing, then upgrade to head.
+def migrate(database_url: str, *, today: date | None = None) -> bool:
+    """Create the database if it is missing, upgrade to head, and create the daily
+    ``request_logs`` partitions from ``today`` (UTC) to ``PARTITION_DAYS_AHEAD`` ahead.
 
     Returns True when the database was created. Raises
     :class:`lectr.db.DatabaseUnavailable` when Postgres cannot be reached.
     """
     created = asyncio.run(ensure_database(database_url))
     upgrade(database_url)
+    asyncio.run(_ensure_partitions(database_url, today or datetime.now(UTC).date()))
     return created
+
+
+async def _ensure_partitions(database_url: str, today: date) -> None:
+    async with connection(database_url) as conn:
+        names = await partitions.ensure_partitions(
+            conn, partitions.days_to_cover(today, PARTITION_DAYS_AHEAD)
+        )
+    if names:
+        log.info("created partitions %s", ", ".join(names))
 
 
 async def current_revision(database_url: str) -> str | None:

@@ -5,14 +5,19 @@ cheap ``DROP TABLE`` and a day's queries touch one table. ``request_logs_default
 catches rows outside every daily partition so an insert never fails for want of one;
 the partition upkeep job keeps it empty by creating days ahead of time.
 
-The helpers here return SQL text so they run the same from an Alembic migration
-(``op.execute``) and from an asyncpg connection (the scheduler).
+The first migration creates partitions with the SQL builders here (``op.execute``);
+afterwards :func:`ensure_partitions` adds days over a live connection (``lectr migrate``
+and the scheduler's partition upkeep), moving any rows the default partition caught
+for those days into their new partition.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
 
 PARENT = "request_logs"
 DEFAULT_PARTITION = f"{PARENT}_default"
@@ -42,13 +47,21 @@ def days_to_cover(today: date, days_ahead: int, days_behind: int = 0) -> list[da
     return [today + timedelta(days=offset) for offset in range(-days_behind, days_ahead + 1)]
 
 
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The UTC instants a day's partition holds: ``start <= created_at < end``."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def _bounds_sql(day: date) -> str:
+    start, end = day_bounds(day)
+    return f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+
+
 def create_partition_sql(day: date) -> str:
     """``CREATE TABLE IF NOT EXISTS`` for the partition of ``day``."""
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    end = start + timedelta(days=1)
     return (
-        f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF {PARENT} "
-        f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+        f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF {PARENT} {_bounds_sql(day)}"
     )
 
 
@@ -68,3 +81,39 @@ JOIN pg_class child ON child.oid = pg_inherits.inhrelid
 WHERE parent.relname = '{PARENT}'
 ORDER BY child.relname
 """
+
+
+# Serialises partition changes between processes (`lectr migrate`, schedulers).
+_PARTITION_LOCK_ID = 0x1EC7_0002
+
+
+async def ensure_partitions(conn: asyncpg.Connection, days: Iterable[date]) -> list[str]:
+    """Create the daily partitions of ``days`` that do not exist yet; return their names.
+
+    Rows the default partition holds for such a day are moved into the new partition
+    in the same transaction, so creating a day late never fails and loses nothing.
+    Inserts that would land in the default partition wait for that transaction; inserts
+    into existing days do not. Safe to run from several processes at once.
+    """
+    created = []
+    for day in days:
+        name = partition_name(day)
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK_ID)
+            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
+                continue
+            start, end = day_bounds(day)
+            await conn.execute(f"LOCK TABLE {DEFAULT_PARTITION} IN ACCESS EXCLUSIVE MODE")
+            await conn.execute(
+                f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+            )
+            await conn.execute(
+                f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} "
+                "WHERE created_at >= $1 AND created_at < $2 RETURNING *) "
+                f"INSERT INTO {name} SELECT * FROM moved",
+                start,
+                end,
+            )
+            await conn.execute(f"ALTER TABLE {PARENT} ATTACH PARTITION {name} {_bounds_sql(day)}")
+        created.append(name)
+    return created

@@ -183,3 +183,57 @@ async def test_reference_data_is_loaded(db: asyncpg.Connection) -> None:
     assert {tuple(r) for r in paths} == {
         (d.provider, d.model, d.target_model, d.steps) for d in downgrades.paths
     }
+
+
+async def test_a_late_partition_takes_over_the_rows_the_default_caught(
+    db: asyncpg.Connection,
+) -> None:
+    day = datetime.now(UTC).date() + timedelta(days=500)
+    start, _ = partitions.day_bounds(day)
+    ids = [await _insert_log(db, start + timedelta(hours=h)) for h in (0, 12, 23)]
+    assert ids == [partitions.DEFAULT_PARTITION] * 3
+    before = await db.fetchval("SELECT count(*) FROM request_logs")
+
+    assert await partitions.ensure_partitions(db, [day]) == [partitions.partition_name(day)]
+    assert await partitions.ensure_partitions(db, [day]) == []  # idempotent
+
+    where = await db.fetch(
+        "SELECT tableoid::regclass::text FROM request_logs "
+        "WHERE created_at >= $1 AND created_at < $1 + interval '1 day'",
+        start,
+    )
+    assert [r[0] for r in where] == [partitions.partition_name(day)] * 3
+    assert await db.fetchval("SELECT count(*) FROM request_logs") == before
+
+
+async def test_migrate_keeps_partitions_ready_ahead(scratch_database_url: str) -> None:
+    await asyncio.to_thread(migrations.migrate, scratch_database_url)
+    later = datetime.now(UTC).date() + timedelta(days=30)
+    await asyncio.to_thread(migrations.migrate, scratch_database_url, today=later)
+    conn = await asyncpg.connect(asyncpg_dsn(scratch_database_url))
+    try:
+        names = {r[0] for r in await conn.fetch(partitions.LIST_PARTITIONS_SQL)}
+    finally:
+        await conn.close()
+    for day in partitions.days_to_cover(later, migrations.PARTITION_DAYS_AHEAD):
+        assert partitions.partition_name(day) in names
+
+
+async def test_partition_names_round_trip() -> None:
+    day = datetime(2027, 3, 9, tzinfo=UTC).date()
+    assert partitions.partition_name(day) == "request_logs_p20270309"
+    assert partitions.partition_day("request_logs_p20270309") == day
+    assert partitions.is_partition("request_logs_default")
+    assert not partitions.is_partition("request_logs")
+    assert not partitions.is_partition("request_rollups")
+
+
+async def test_two_processes_adding_the_same_day_at_once(database_url: str) -> None:
+    day = datetime.now(UTC).date() + timedelta(days=600)
+    conns = [await asyncpg.connect(asyncpg_dsn(database_url)) for _ in range(2)]
+    try:
+        results = await asyncio.gather(*(partitions.ensure_partitions(c, [day]) for c in conns))
+    finally:
+        for conn in conns:
+            await conn.close()
+    assert sorted(results) == [[], [partitions.partition_name(day)]]
