@@ -14,6 +14,7 @@ from datetime import datetime
 import asyncpg
 
 from lectr.keys import display_prefix, generate_key, hash_key
+from schema.tables import ORG_STATUSES
 
 
 class OrgError(Exception):
@@ -30,6 +31,15 @@ class IssuedKey:
 
 
 @dataclass(frozen=True)
+class KeySummary:
+    id: uuid.UUID
+    display_prefix: str
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
 class OrgSummary:
     id: uuid.UUID
     name: str
@@ -39,14 +49,16 @@ class OrgSummary:
 
 
 async def _insert_key(
-    conn: asyncpg.Connection, org_id: uuid.UUID, pepper: str
+    conn: asyncpg.Connection, org_id: uuid.UUID, pepper: str, name: str | None = None
 ) -> tuple[uuid.UUID, str]:
     raw = generate_key()
     key_id = await conn.fetchval(
-        "INSERT INTO api_keys (org_id, key_hash, display_prefix) VALUES ($1, $2, $3) RETURNING id",
+        "INSERT INTO api_keys (org_id, key_hash, display_prefix, name) "
+        "VALUES ($1, $2, $3, $4) RETURNING id",
         org_id,
         hash_key(raw, pepper),
         display_prefix(raw),
+        name,
     )
     return key_id, raw
 
@@ -78,6 +90,59 @@ async def find_org(conn: asyncpg.Connection, ref: str) -> asyncpg.Record:
     if row is None:
         raise OrgError(f"no organisation with id or name {ref!r}")
     return row
+
+
+async def set_status(conn: asyncpg.Connection, ref: str, status: str) -> uuid.UUID:
+    """Enable (``active``) or disable (``disabled``) an organisation; returns its id."""
+    if status not in ORG_STATUSES:
+        raise OrgError(f"status must be one of {', '.join(ORG_STATUSES)}")
+    async with conn.transaction():
+        org = await find_org(conn, ref)
+        await conn.execute(
+            "UPDATE organizations SET status = $2, updated_at = now() WHERE id = $1",
+            org["id"],
+            status,
+        )
+    return org["id"]
+
+
+async def create_key(
+    conn: asyncpg.Connection, ref: str, *, pepper: str, name: str | None = None
+) -> IssuedKey:
+    """Issue one more key for the organisation; its other keys keep working."""
+    if name is not None and not 1 <= len(name) <= 200:
+        raise OrgError("a key name must be 1-200 characters")
+    async with conn.transaction():
+        org = await find_org(conn, ref)
+        key_id, raw = await _insert_key(conn, org["id"], pepper, name)
+    return IssuedKey(org_id=org["id"], org_name=org["name"], key_id=key_id, key=raw)
+
+
+async def revoke_key(conn: asyncpg.Connection, key_id: str) -> uuid.UUID:
+    """Revoke one key now; returns the id of its organisation."""
+    try:
+        parsed = uuid.UUID(key_id)
+    except ValueError:
+        raise OrgError(f"{key_id!r} is not a key id") from None
+    row = await conn.fetchrow(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 "
+        "RETURNING org_id",
+        parsed,
+    )
+    if row is None:
+        raise OrgError(f"no key with id {key_id!r}")
+    return row["org_id"]
+
+
+async def list_keys(conn: asyncpg.Connection, ref: str) -> list[KeySummary]:
+    """The organisation's keys, newest first, revoked ones included."""
+    org = await find_org(conn, ref)
+    rows = await conn.fetch(
+        "SELECT id, display_prefix, name, created_at, revoked_at FROM api_keys "
+        "WHERE org_id = $1 ORDER BY created_at DESC",
+        org["id"],
+    )
+    return [KeySummary(**dict(r)) for r in rows]
 
 
 async def rotate_key(conn: asyncpg.Connection, ref: str, *, pepper: str) -> IssuedKey:

@@ -7,6 +7,7 @@ import uuid
 
 import aio_pika
 import asyncpg
+import pytest
 
 from lectr.broker import BrokerNames
 from lectr.keys import KEY_PREFIX, verify_key
@@ -37,7 +38,7 @@ async def test_created_key_verifies_and_is_stored_only_as_a_keyed_hash(
 ) -> None:
     name = _name()
     created = await asyncio.to_thread(run_lectr_json, "org", "create", name, env=lectr_env)
-    assert created["name"] == name
+    assert created["org_name"] == name
     key = created["key"]
     assert key.startswith(KEY_PREFIX) and len(key) >= 40
 
@@ -163,3 +164,68 @@ async def test_a_broker_outage_does_not_undo_the_change(lectr_env: dict[str, str
     assert KEY_PREFIX in result.stdout
     assert "could not notify running proxies" in result.stderr
     assert "LECTR_AMQP_URL" in result.stderr
+
+
+async def test_keys_can_overlap_for_a_rotation_without_downtime(
+    db: asyncpg.Connection, lectr_env: dict[str, str]
+) -> None:
+    name = _name()
+    first = await asyncio.to_thread(run_lectr_json, "org", "create", name, env=lectr_env)
+    second = await asyncio.to_thread(
+        run_lectr_json, "key", "create", name, "--name", "deploy-2", env=lectr_env
+    )
+    listed = await asyncio.to_thread(run_lectr_json, "key", "list", name, env=lectr_env)
+    assert [k["id"] for k in listed] == [second["key_id"], first["key_id"]]
+    assert [k["name"] for k in listed] == ["deploy-2", None]
+    assert all(k["revoked_at"] is None for k in listed)
+    assert first["key"] not in str(listed) and second["key"] not in str(listed)
+
+    revoked = await asyncio.to_thread(run_lectr, "key", "revoke", first["key_id"], env=lectr_env)
+    assert revoked.returncode == 0, revoked.stderr
+    rows = await db.fetch(
+        "SELECT id::text, key_hash, revoked_at FROM api_keys WHERE org_id = $1",
+        uuid.UUID(first["org_id"]),
+    )
+    state = {r["id"]: r for r in rows}
+    assert state[first["key_id"]]["revoked_at"] is not None
+    assert state[second["key_id"]]["revoked_at"] is None
+    assert verify_key(second["key"], state[second["key_id"]]["key_hash"], lectr_env[PEPPER_VAR])
+
+    text = await asyncio.to_thread(run_lectr, "key", "list", name, env=lectr_env)
+    assert "revoked" in text.stdout and "active" in text.stdout
+    assert KEY_PREFIX in text.stdout and first["key"] not in text.stdout
+
+
+async def test_an_org_can_be_disabled_and_enabled(
+    db: asyncpg.Connection, lectr_env: dict[str, str]
+) -> None:
+    name = _name()
+    created = await asyncio.to_thread(run_lectr_json, "org", "create", name, env=lectr_env)
+    org_id = uuid.UUID(created["org_id"])
+    for action, status in (("disable", "disabled"), ("enable", "active")):
+        result = await asyncio.to_thread(run_lectr, "org", action, name, env=lectr_env)
+        assert result.returncode == 0, result.stderr
+        assert await db.fetchval("SELECT status FROM organizations WHERE id = $1", org_id) == (
+            status
+        )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("org", "create", "   "), "an organisation name must be 1-200 characters"),
+        (("key", "revoke", "not-a-uuid"), "'not-a-uuid' is not a key id"),
+        (
+            ("key", "revoke", "00000000-0000-0000-0000-000000000000"),
+            "no key with id '00000000-0000-0000-0000-000000000000'",
+        ),
+        (("key", "list", "no-such-org"), "no organisation with id or name 'no-such-org'"),
+        (("org", "disable", "no-such-org"), "no organisation with id or name 'no-such-org'"),
+    ],
+)
+async def test_bad_arguments_get_one_clear_line(
+    lectr_env: dict[str, str], args: tuple[str, ...], message: str
+) -> None:
+    result = await asyncio.to_thread(run_lectr, *args, env=lectr_env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"lectr: {message}"

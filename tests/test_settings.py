@@ -74,9 +74,12 @@ def test_cli_reports_a_bad_database_url_in_one_line(lectr_env: dict[str, str]) -
     assert "pw" not in lines[0].replace("postgresql", "")
 
 
-def test_cli_reports_an_unreachable_database_in_one_line(lectr_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("command", [("migrate",), ("org", "list"), ("key", "list", "x")])
+def test_cli_reports_an_unreachable_database_in_one_line(
+    lectr_env: dict[str, str], command: tuple[str, ...]
+) -> None:
     env = {**lectr_env, "LECTR_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/lectr"}
-    result = run_lectr("org", "list", env=env)
+    result = run_lectr(*command, env=env)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

@@ -14,6 +14,7 @@ import pytest
 from lectr import migrations
 from lectr.broker import BrokerNames
 from lectr.supervisor import ProcessSpec, Supervisor, restart_delay
+from tests.conftest import DELIVERY_LIMIT
 from tests.support.cli import run_lectr
 
 # A child that logs "start NAME", and "stop NAME" on SIGTERM (unless told to ignore it).
@@ -142,3 +143,14 @@ async def test_lectr_up_reports_an_unreachable_broker(lectr_env: dict[str, str])
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("lectr: cannot reach the broker at LECTR_AMQP_URL")
+
+
+async def test_lectr_up_refuses_settings_that_clash_with_the_broker(
+    lectr_env: dict[str, str], topology: object
+) -> None:
+    env = {**lectr_env, "LECTR_INGEST_DELIVERY_LIMIT": str(DELIVERY_LIMIT + 3)}
+    result = await asyncio.to_thread(run_lectr, "up", env=env)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("lectr: the broker already has")
+    assert "LECTR_INGEST_DELIVERY_LIMIT" in last

@@ -1,0 +1,82 @@
+"""``lectr migrate``, ``lectr up`` and ``lectr PROCESS``: running Lectr itself."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+import aio_pika
+
+from lectr import broker, migrations, processes
+from lectr.errors import CommandError
+from lectr.settings import Settings, redact_url
+from lectr.supervisor import Supervisor
+
+log = logging.getLogger("lectr")
+
+BROKER_TIMEOUT_S = 10.0
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    commands.add_parser(
+        "migrate", help="create the database if missing, upgrade the schema, add partitions"
+    )
+    commands.add_parser("up", help="migrate, then run and supervise every process")
+    for name in processes.available():
+        commands.add_parser(name, help=f"run the {name} process")
+
+
+def migrate(args: argparse.Namespace, settings: Settings) -> int:
+    created = migrations.migrate(settings.database_url)
+    where = redact_url(settings.database_url)
+    print(f"{'created and migrated' if created else 'migrated'} {where} to the latest schema")
+    return 0
+
+
+def up(args: argparse.Namespace, settings: Settings) -> int:
+    settings.warn_about_dev_defaults()
+    migrations.migrate(settings.database_url)
+    log.info("database %s is at the latest schema", redact_url(settings.database_url))
+    asyncio.run(declare_topology(settings))
+    names = processes.available()
+    if not names:
+        log.info("no Lectr processes are installed yet; nothing more to run")
+        return 0
+    return asyncio.run(_supervise(names))
+
+
+def run_process(args: argparse.Namespace, settings: Settings) -> int:
+    return processes.entry_point(args.command)(settings)
+
+
+async def declare_topology(settings: Settings) -> None:
+    """Declare the broker topology, or fail with a one-line reason."""
+    try:
+        amqp = await aio_pika.connect(settings.amqp_url, timeout=BROKER_TIMEOUT_S)
+    except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
+        raise CommandError(
+            f"cannot reach the broker at LECTR_AMQP_URL ({redact_url(settings.amqp_url)}): "
+            f"{exc or type(exc).__name__}"
+        ) from exc
+    async with amqp, amqp.channel() as channel:
+        try:
+            await broker.declare_topology(
+                channel,
+                broker.BrokerNames(settings.broker_prefix),
+                delivery_limit=settings.ingest_delivery_limit,
+                replay_max_age=settings.replay_max_age,
+            )
+        except broker.TopologyError as exc:
+            raise CommandError(str(exc)) from exc
+
+
+async def _supervise(names: list[str]) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("running %s; Ctrl-C stops them in reverse order", ", ".join(names))
+    await Supervisor(processes.specs(names)).run(stop)
+    return 0
