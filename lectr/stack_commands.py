@@ -75,7 +75,8 @@ async def declare_topology(settings: Settings) -> None:
 async def _supervise(names: list[str]) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: children are in their own sessions, so a closed terminal must stop them here.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
     log.info("running %s; Ctrl-C stops them in reverse order", ", ".join(names))
     await Supervisor(processes.specs(names)).run(stop)

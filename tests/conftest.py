@@ -7,6 +7,10 @@ or fail when ``LECTR_TEST_REQUIRE_SERVICES=1`` (as CI sets it).
 
 Each session creates, migrates and finally drops its own database
 ``lectr_test_<run id>`` and uses broker names prefixed ``lectr_test_<run id>``.
+
+To simulate an outage without stopping the shared services, connect through
+``postgres_forwarder`` or ``amqp_forwarder`` (``forwarder.url_for(url)``) and call
+``cut()`` / ``restore()`` on it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pytest
 from lectr import migrations
 from lectr.broker import BrokerNames, declare_topology, delete_topology
 from lectr.db import asyncpg_dsn, drop_database, with_database
+from tests.support.forwarder import TcpForwarder
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
@@ -161,6 +166,24 @@ async def topology(amqp: aio_pika.abc.AbstractConnection, broker_names: BrokerNa
         channel, broker_names, delivery_limit=DELIVERY_LIMIT, replay_max_age=REPLAY_MAX_AGE
     )
     await channel.close()
+
+
+def _forwarder(url: str) -> Iterator[TcpForwarder]:
+    target = urlsplit(url)
+    with TcpForwarder(target.hostname or "127.0.0.1", target.port or 0) as forwarder:
+        yield forwarder
+
+
+@pytest.fixture
+def postgres_forwarder(postgres_server_url: str) -> Iterator[TcpForwarder]:
+    """A forwarder to the Postgres server: connect through ``url_for(url)``, then cut it."""
+    yield from _forwarder(postgres_server_url)
+
+
+@pytest.fixture
+def amqp_forwarder(amqp_url: str) -> Iterator[TcpForwarder]:
+    """A forwarder to RabbitMQ: connect through ``url_for(amqp_url)``, then cut it."""
+    yield from _forwarder(amqp_url)
 
 
 @pytest.fixture

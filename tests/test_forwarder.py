@@ -9,38 +9,20 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit
 
 import aio_pika
 import asyncpg
 import pytest
 
-try:
-    from tests.support.forwarder import TcpForwarder
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from support.forwarder import TcpForwarder
+from tests.support.forwarder import TcpForwarder
 
 pytestmark = pytest.mark.timeout(30)
 
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
-AMQP_HOST, AMQP_PORT = "127.0.0.1", 5672
-AMQP_URL = f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}/"
 # What asyncpg raises when its socket goes away (ConnectionError, not OSError: a cut must
 # fail fast, never surface as a TimeoutError).
 PG_CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError)
-
-
-@pytest.fixture
-def pg_fwd() -> Iterator[TcpForwarder]:
-    with TcpForwarder(PG_HOST, PG_PORT) as fwd:
-        yield fwd
-
-
-@pytest.fixture
-def amqp_fwd() -> Iterator[TcpForwarder]:
-    with TcpForwarder(AMQP_HOST, AMQP_PORT) as fwd:
-        yield fwd
 
 
 class EchoServer:
@@ -187,9 +169,10 @@ async def test_echo_cut_drops_open_and_rejects_new_connections(echo: EchoServer)
         assert echo.accepted == 2
 
 
-def test_sync_socket_and_close_stops_thread() -> None:
+def test_sync_socket_and_close_stops_thread(postgres_server_url: str) -> None:
     threads_before = set(threading.enumerate())
-    fwd = TcpForwarder(PG_HOST, PG_PORT).start()
+    target = urlsplit(postgres_server_url)
+    fwd = TcpForwarder(target.hostname or "127.0.0.1", target.port or 5432).start()
     started = set(threading.enumerate()) - threads_before
     assert started  # the forwarder's own thread
     with socket.create_connection((fwd.host, fwd.port), timeout=5) as sock:
@@ -204,8 +187,11 @@ def test_sync_socket_and_close_stops_thread() -> None:
     assert not any(thread.is_alive() for thread in started)
 
 
-async def test_asyncpg_cut_and_restore(pg_fwd: TcpForwarder) -> None:
-    url = pg_fwd.url_for(PG_URL)
+async def test_asyncpg_cut_and_restore(
+    postgres_forwarder: TcpForwarder, postgres_server_url: str
+) -> None:
+    pg_fwd = postgres_forwarder
+    url = pg_fwd.url_for(postgres_server_url)
     busy = await asyncpg.connect(url, timeout=5)
     idle = await asyncpg.connect(url, timeout=5)
     try:
@@ -241,8 +227,9 @@ async def test_asyncpg_cut_and_restore(pg_fwd: TcpForwarder) -> None:
         await conn.close(timeout=5)
 
 
-async def test_aio_pika_cut_and_restore(amqp_fwd: TcpForwarder) -> None:
-    url = amqp_fwd.url_for(AMQP_URL)
+async def test_aio_pika_cut_and_restore(amqp_forwarder: TcpForwarder, amqp_url: str) -> None:
+    amqp_fwd = amqp_forwarder
+    url = amqp_fwd.url_for(amqp_url)
     conn = await asyncio.wait_for(aio_pika.connect(url), 10)
     lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
 
