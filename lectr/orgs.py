@@ -14,7 +14,7 @@ from datetime import datetime
 import asyncpg
 
 from lectr.keys import display_prefix, generate_key, hash_key
-from schema.tables import ORG_STATUSES
+from schema.constants import ORG_STATUSES
 
 
 class OrgError(Exception):

@@ -9,7 +9,7 @@ import signal
 
 import aio_pika
 
-from lectr import broker, migrations, processes
+from lectr import broker, processes
 from lectr.errors import CommandError
 from lectr.settings import Settings, redact_url
 from lectr.supervisor import Supervisor
@@ -29,6 +29,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from lectr import migrations  # Alembic and SQLAlchemy: loaded only when migrating
+
     created = migrations.migrate(settings.database_url)
     where = redact_url(settings.database_url)
     print(f"{'created and migrated' if created else 'migrated'} {where} to the latest schema")
@@ -36,6 +38,8 @@ def migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def up(args: argparse.Namespace, settings: Settings) -> int:
+    from lectr import migrations
+
     settings.warn_about_dev_defaults()
     migrations.migrate(settings.database_url)
     log.info("database %s is at the latest schema", redact_url(settings.database_url))

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
+from schema.constants import ANOMALY_KINDS, MEMBER_ROLES, ORG_STATUSES
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -47,9 +49,6 @@ def _org_fk() -> sa.Column:
         nullable=False,
     )
 
-
-ORG_STATUSES = ("active", "disabled")
-MEMBER_ROLES = ("owner", "admin", "member", "viewer")
 
 organizations = sa.Table(
     "organizations",
@@ -259,8 +258,6 @@ dashboard_summaries = sa.Table(
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.PrimaryKeyConstraint("org_id", "period"),
 )
-
-ANOMALY_KINDS = ("cost", "latency", "error_rate", "traffic", "model_drift")
 
 anomalies = sa.Table(
     "anomalies",
