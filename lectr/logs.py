@@ -25,6 +25,7 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aio-pika and aiormq log every reconnect attempt at INFO.
-    logging.getLogger("aiormq").setLevel(max(logging.WARNING, root.level))
-    logging.getLogger("aio_pika").setLevel(max(logging.WARNING, root.level))
+    # Chatty at INFO: aio-pika and aiormq log every reconnect attempt, Alembic each of
+    # its plugins as it loads them.
+    for name in ("aiormq", "aio_pika", "alembic.runtime.plugins"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
