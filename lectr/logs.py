@@ -19,9 +19,11 @@ def configure(level: str = "INFO") -> None:
     """Send log records at ``level`` and above to stderr (idempotent)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        _UTCFormatter("%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s %(message)s",
-                      datefmt="%Y-%m-%dT%H:%M:%S")
-    )  # fmt: skip
+        _UTCFormatter(
+            "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s %(message)s",
+            datefmt="%Y-%m-%dT%H:%M:%S",
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -119,8 +119,11 @@ class Supervisor:
             )
             log.error(
                 "%s exited with code %s after %.1f s; restarting in %.1f s",
-                child.spec.name, code, uptime, child.delay_s,
-            )  # fmt: skip
+                child.spec.name,
+                code,
+                uptime,
+                child.delay_s,
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), child.delay_s)
             if self._stopping.is_set():

@@ -21,10 +21,26 @@ def _run_pytest(tmp_path: Path, extra_env: dict[str, str]) -> subprocess.Complet
     env.update(LECTR_TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:1/postgres", **extra_env)
     env["DOCKER_HOST"] = "unix:///nonexistent/docker.sock"  # no container fallback either
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider",
-         "-rs", "-q", "--rootdir", str(tmp_path), str(tmp_path)],
-        cwd=Path(__file__).parent.parent, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.conftest",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            "-q",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path),
+        ],
+        cwd=Path(__file__).parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.timeout(120)
