@@ -48,6 +48,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return _fail(str(exc), 2)
     except (CommandError, DatabaseUnavailable) as exc:
         return _fail(str(exc), getattr(exc, "code", 1))
+    except asyncpg.InvalidCatalogNameError:
+        return _fail(
+            "the database named in LECTR_DATABASE_URL does not exist yet; "
+            "run `lectr migrate` first",
+            1,
+        )
     except asyncpg.UndefinedTableError:
         return _fail("the database has no Lectr tables yet; run `lectr migrate` first", 1)
     except asyncpg.PostgresError as exc:

@@ -66,11 +66,12 @@ def quote_ident(name: str) -> str:
 
 
 async def connect(url: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> asyncpg.Connection:
-    """Open one connection, turning "cannot reach" failures into :class:`DatabaseUnavailable`."""
+    """Open one connection, turning "cannot reach" failures into :class:`DatabaseUnavailable`.
+
+    A missing database raises ``asyncpg.InvalidCatalogNameError`` unchanged.
+    """
     try:
         return await asyncpg.connect(asyncpg_dsn(url), timeout=timeout_s)
-    except asyncpg.InvalidCatalogNameError:
-        raise
     except (*UNREACHABLE_ERRORS, asyncpg.InvalidAuthorizationSpecificationError) as exc:
         raise DatabaseUnavailable(url, exc) from exc
 
@@ -91,7 +92,7 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
         pool = await asyncpg.create_pool(
             asyncpg_dsn(url), min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT_S
         )
-    except UNREACHABLE_ERRORS as exc:
+    except (*UNREACHABLE_ERRORS, asyncpg.InvalidAuthorizationSpecificationError) as exc:
         raise DatabaseUnavailable(url, exc) from exc
     assert pool is not None
     return pool

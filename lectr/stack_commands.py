@@ -29,19 +29,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from lectr import migrations  # Alembic and SQLAlchemy: loaded only when migrating
-
-    created = migrations.migrate(settings.database_url)
+    created = _migrate(settings)
     where = redact_url(settings.database_url)
     print(f"{'created and migrated' if created else 'migrated'} {where} to the latest schema")
     return 0
 
 
 def up(args: argparse.Namespace, settings: Settings) -> int:
-    from lectr import migrations
-
     settings.warn_about_dev_defaults()
-    migrations.migrate(settings.database_url)
+    _migrate(settings)
     log.info("database %s is at the latest schema", redact_url(settings.database_url))
     asyncio.run(declare_topology(settings))
     names = processes.available()
@@ -49,6 +45,20 @@ def up(args: argparse.Namespace, settings: Settings) -> int:
         log.info("no Lectr processes are installed yet; nothing more to run")
         return 0
     return asyncio.run(_supervise(names))
+
+
+def _migrate(settings: Settings) -> bool:
+    # Alembic and SQLAlchemy are loaded only when migrating: other commands start faster.
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from lectr import migrations
+
+    try:
+        return migrations.migrate(settings.database_url)
+    except SQLAlchemyError as exc:
+        # Migrations run in one transaction: a failure leaves the schema as it was.
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise CommandError(f"migration failed, nothing was changed: {reason}") from exc
 
 
 def run_process(args: argparse.Namespace, settings: Settings) -> int:
