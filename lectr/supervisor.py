@@ -1,7 +1,8 @@
 """``lectr up``: run every process on one machine, restart what crashes, stop in order.
 
 Children start in the order given and stop in reverse: each gets SIGTERM and up to
-``stop_timeout_s`` to finish its work (drain a buffer, ack a batch) before SIGKILL.
+``stop_timeout_s`` to finish its work (drain a buffer, ack a batch) before SIGKILL goes
+to its whole process group.
 Children run in their own process group so a terminal's Ctrl-C reaches only the
 supervisor, which then stops them in that order.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -85,10 +87,11 @@ class Supervisor:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start every child, keep them running until ``stop`` is set, then stop them."""
-        for child in self._children:
-            await self._start(child)
-        watchers = [asyncio.create_task(self._watch(child)) for child in self._children]
+        watchers: list[asyncio.Task[None]] = []
         try:
+            for child in self._children:
+                await self._start(child)
+                watchers.append(asyncio.create_task(self._watch(child)))
             await stop.wait()
         finally:
             self._stopping.set()
@@ -130,6 +133,9 @@ class Supervisor:
                 return
             await self._start(child)
             child.restarts += 1
+            if self._stopping.is_set():  # stopping began while it was starting
+                await self._terminate(child)
+                return
 
     async def _terminate(self, child: _Child) -> None:
         process = child.process
@@ -144,7 +150,8 @@ class Supervisor:
             log.warning(
                 "%s did not stop within %.0f s; killing it", child.spec.name, self._stop_timeout_s
             )
+            # The whole process group, so no worker it started outlives it.
             with contextlib.suppress(ProcessLookupError):
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
         log.info("%s stopped with code %s", child.spec.name, process.returncode)

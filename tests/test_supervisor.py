@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,10 @@ def on_term(signum, frame):
     write("stop " + name)
     sys.exit(0)
 signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "ignore-term" else on_term)
+if mode == "ignore-term":  # and leave a worker of its own behind
+    import subprocess
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    write("worker " + str(worker.pid))
 while True:
     time.sleep(0.05)
 """
@@ -98,10 +103,48 @@ async def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(
     supervisor = Supervisor([_spec(log, "stubborn", "ignore-term")], stop_timeout_s=0.3)
     stop = asyncio.Event()
     running = asyncio.create_task(supervisor.run(stop))
-    await _wait_for_lines(log, 1)
+    lines = await _wait_for_lines(log, 2)
+    worker_pid = int(lines[1].split()[1])
     stop.set()
     await asyncio.wait_for(running, 5)  # returns: the child was killed
-    assert _lines(log) == ["start stubborn"]
+    assert _lines(log) == lines  # it never got to log a clean stop
+    await _wait_until_gone(worker_pid)  # its own worker went with it
+
+
+async def _wait_until_gone(pid: int, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        # A killed process lingers as a zombie until reaped: that counts as gone.
+        if _is_zombie(pid):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} is still running")
+        await asyncio.sleep(0.02)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1].startswith("Z")
+    except FileNotFoundError:
+        return True
+
+
+async def test_a_child_that_cannot_start_stops_those_already_started(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lectr.supervisor")
+    broken = ProcessSpec("broken", (str(tmp_path / "no-such-program"),))
+    supervisor = Supervisor([_spec(tmp_path / "events.log", "first"), broken], stop_timeout_s=5)
+    with pytest.raises(FileNotFoundError):
+        await asyncio.wait_for(supervisor.run(asyncio.Event()), 10)
+    messages = [r.getMessage().split(" (pid")[0] for r in caplog.records]
+    assert messages[0] == "started first"
+    assert messages[-1].startswith("first stopped with code")
 
 
 @pytest.mark.parametrize(
