@@ -112,7 +112,8 @@ async def declare_topology(
         )
     except aiormq.exceptions.ChannelPreconditionFailed as exc:
         raise TopologyError(
-            f"the broker already has {names.prefix}.* queues declared with other settings "
+            f"the broker already has {names.prefix}.* queues or exchanges declared with other "
+            "settings "
             f"({exc}); keep the old LECTR_INGEST_DELIVERY_LIMIT / LECTR_REPLAY_MAX_AGE or "
             "delete the queue once it is drained"
         ) from exc
