@@ -212,8 +212,9 @@ request_logs = sa.Table(
     postgresql_partition_by="RANGE (created_at)",
 )
 
-# Upper bounds (ms) of the latency histogram buckets kept in request_rollups; the
-# last bucket counts everything above the last bound. See schema.latency.
+# Hourly aggregates the consumer keeps from the rows it actually inserted, so the
+# dashboards' cost does not grow with raw row count. latency_histogram holds counts per
+# bucket of schema.latency (percentiles over any window come from summing them).
 request_rollups = sa.Table(
     "request_rollups",
     metadata,
