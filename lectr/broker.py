@@ -22,11 +22,31 @@ from dataclasses import dataclass
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
+
+from lectr.settings import redact_url
 
 INGEST_EVENTS_KEY = "ingest.events"
 INGEST_HEALTH_KEY = "ingest.health"
 REPLAY_EVENTS_KEY = "replay.events"
+
+CONNECT_TIMEOUT_S = 10.0
+# Errors that mean the broker could not be reached or dropped the connection.
+UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    aio_pika.exceptions.AMQPError,
+)
+
+
+class BrokerUnavailable(RuntimeError):
+    """RabbitMQ could not be reached. The message names ``LECTR_AMQP_URL``, no password."""
+
+    def __init__(self, url: str, reason: BaseException) -> None:
+        super().__init__(
+            f"cannot reach the broker at LECTR_AMQP_URL ({redact_url(url)}): "
+            f"{reason or type(reason).__name__}"
+        )
 
 
 class TopologyError(RuntimeError):
@@ -67,6 +87,14 @@ class Topology:
     ingest: AbstractQueue
     dead: AbstractQueue
     replay: AbstractQueue
+
+
+async def connect(url: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> AbstractConnection:
+    """Open one connection, turning failures to reach it into :class:`BrokerUnavailable`."""
+    try:
+        return await aio_pika.connect(url, timeout=timeout_s)
+    except UNREACHABLE_ERRORS as exc:
+        raise BrokerUnavailable(url, exc) from exc
 
 
 async def declare_topology(

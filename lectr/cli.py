@@ -46,8 +46,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return handler(args, settings)
     except SettingsError as exc:
         return _fail(str(exc), 2)
-    except (CommandError, DatabaseUnavailable) as exc:
-        return _fail(str(exc), getattr(exc, "code", 1))
+    except CommandError as exc:
+        return _fail(str(exc), exc.code)
+    except DatabaseUnavailable as exc:
+        return _fail(str(exc), 1)
     except asyncpg.InvalidCatalogNameError:
         return _fail(
             "the database named in LECTR_DATABASE_URL does not exist yet; "

@@ -5,13 +5,9 @@ from __future__ import annotations
 import sys
 import uuid
 
-import aio_pika
-
 from lectr import broker
-from lectr.settings import Settings, redact_url
+from lectr.settings import Settings
 from schema.control import ControlMessage
-
-BROKER_TIMEOUT_S = 10.0
 
 
 async def notify_proxies(settings: Settings, org_id: uuid.UUID, caches: tuple[str, ...]) -> None:
@@ -22,14 +18,19 @@ async def notify_proxies(settings: Settings, org_id: uuid.UUID, caches: tuple[st
     """
     names = broker.BrokerNames(settings.broker_prefix)
     try:
-        amqp = await aio_pika.connect(settings.amqp_url, timeout=BROKER_TIMEOUT_S)
+        amqp = await broker.connect(settings.amqp_url)
         async with amqp, amqp.channel() as channel:
             for cache in caches:
                 await broker.publish_control(channel, names, ControlMessage(cache, org_id).encode())
-    except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
-        print(
-            f"lectr: warning: could not notify running proxies through LECTR_AMQP_URL "
-            f"({redact_url(settings.amqp_url)}): {exc or type(exc).__name__}; they pick the "
-            "change up at their next full cache reload",
-            file=sys.stderr,
-        )
+    except broker.BrokerUnavailable as exc:
+        _warn(exc)
+    except broker.UNREACHABLE_ERRORS as exc:  # lost while publishing
+        _warn(broker.BrokerUnavailable(settings.amqp_url, exc))
+
+
+def _warn(reason: broker.BrokerUnavailable) -> None:
+    print(
+        f"lectr: warning: could not notify running proxies: {reason}; they pick the "
+        "change up at their next full cache reload",
+        file=sys.stderr,
+    )

@@ -23,8 +23,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     org = commands.add_parser("org", help="manage organisations").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    _with_json(org.add_parser("create", help="create an organisation and print its first key"))
-    org.choices["create"].add_argument("name")
+    create_org = _with_json(
+        org.add_parser("create", help="create an organisation and print its first key")
+    )
+    create_org.add_argument("name")
     _with_json(org.add_parser("list", help="list organisations"))
     for action in ("enable", "disable"):
         org.add_parser(action, help=f"{action} an organisation").add_argument("org", metavar="ORG")
@@ -74,12 +76,13 @@ async def _in_db(settings: Settings, work: Callable[[asyncpg.Connection], Awaita
 
 
 async def _org_create(args: argparse.Namespace, settings: Settings) -> None:
-    settings.warn_about_dev_defaults(admin_secret=False)
-    issued = await _in_db(
-        settings, lambda conn: orgs.create_org(conn, args.name, pepper=settings.key_pepper)
+    await _issue_key(
+        args,
+        settings,
+        lambda conn: orgs.create_org(conn, args.name, pepper=settings.key_pepper),
+        ("orgs", "keys"),
+        lambda issued: f"Created organisation {issued.org_name}",
     )
-    await notify_proxies(settings, issued.org_id, ("orgs", "keys"))
-    _print_key(issued, args.json, f"Created organisation {issued.org_name}")
 
 
 async def _org_list(args: argparse.Namespace, settings: Settings) -> None:
@@ -101,24 +104,44 @@ async def _org_status(args: argparse.Namespace, settings: Settings) -> None:
 
 
 async def _key_create(args: argparse.Namespace, settings: Settings) -> None:
-    settings.warn_about_dev_defaults(admin_secret=False)
-    issued = await _in_db(
+    await _issue_key(
+        args,
         settings,
         lambda conn: orgs.create_key(conn, args.org, pepper=settings.key_pepper, name=args.name),
+        ("keys",),
+        lambda issued: f"New key for {issued.org_name}; its other keys still work",
     )
-    await notify_proxies(settings, issued.org_id, ("keys",))
-    _print_key(issued, args.json, f"New key for {issued.org_name}; its other keys still work")
 
 
 async def _key_rotate(args: argparse.Namespace, settings: Settings) -> None:
+    await _issue_key(
+        args,
+        settings,
+        lambda conn: orgs.rotate_key(conn, args.org, pepper=settings.key_pepper),
+        ("keys",),
+        lambda issued: f"New key for {issued.org_name}; revoked {issued.revoked_keys} old",
+    )
+
+
+async def _issue_key(
+    args: argparse.Namespace,
+    settings: Settings,
+    issue: Callable[[asyncpg.Connection], Awaitable[orgs.IssuedKey]],
+    caches: tuple[str, ...],
+    headline: Callable[[orgs.IssuedKey], str],
+) -> None:
+    """Issue a key in the database, tell proxies to reload ``caches``, show the key once."""
     settings.warn_about_dev_defaults(admin_secret=False)
-    issued = await _in_db(
-        settings, lambda conn: orgs.rotate_key(conn, args.org, pepper=settings.key_pepper)
-    )
-    await notify_proxies(settings, issued.org_id, ("keys",))
-    _print_key(
-        issued, args.json, f"New key for {issued.org_name}; revoked {issued.revoked_keys} old"
-    )
+    issued = await _in_db(settings, issue)
+    await notify_proxies(settings, issued.org_id, caches)
+    if args.json:
+        _print_json(issued)
+        return
+    print(headline(issued))
+    print(f"  org id: {issued.org_id}")
+    print(f"  key id: {issued.key_id}")
+    print(f"  key:    {issued.key}")
+    print("Store the key now: Lectr keeps only a hash of it and cannot show it again.")
 
 
 async def _key_list(args: argparse.Namespace, settings: Settings) -> None:
@@ -135,17 +158,6 @@ async def _key_revoke(args: argparse.Namespace, settings: Settings) -> None:
     org_id = await _in_db(settings, lambda conn: orgs.revoke_key(conn, args.key_id))
     await notify_proxies(settings, org_id, ("keys",))
     print(f"key {args.key_id} is revoked")
-
-
-def _print_key(issued: orgs.IssuedKey, as_json: bool, headline: str) -> None:
-    if as_json:
-        _print_json(issued)
-        return
-    print(headline)
-    print(f"  org id: {issued.org_id}")
-    print(f"  key id: {issued.key_id}")
-    print(f"  key:    {issued.key}")
-    print("Store the key now: Lectr keeps only a hash of it and cannot show it again.")
 
 
 def _print_json(value: object) -> None:

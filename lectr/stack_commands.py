@@ -7,16 +7,12 @@ import asyncio
 import logging
 import signal
 
-import aio_pika
-
 from lectr import broker, processes
 from lectr.errors import CommandError
 from lectr.settings import Settings, redact_url
 from lectr.supervisor import Supervisor
 
 log = logging.getLogger("lectr")
-
-BROKER_TIMEOUT_S = 10.0
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -68,12 +64,9 @@ def run_process(args: argparse.Namespace, settings: Settings) -> int:
 async def declare_topology(settings: Settings) -> None:
     """Declare the broker topology, or fail with a one-line reason."""
     try:
-        amqp = await aio_pika.connect(settings.amqp_url, timeout=BROKER_TIMEOUT_S)
-    except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
-        raise CommandError(
-            f"cannot reach the broker at LECTR_AMQP_URL ({redact_url(settings.amqp_url)}): "
-            f"{exc or type(exc).__name__}"
-        ) from exc
+        amqp = await broker.connect(settings.amqp_url)
+    except broker.BrokerUnavailable as exc:
+        raise CommandError(str(exc)) from exc
     async with amqp, amqp.channel() as channel:
         try:
             await broker.declare_topology(
