@@ -1,9 +1,11 @@
 """The Lectr processes and how ``lectr`` finds them.
 
 A process package (``proxy``, ``consumers``, ``scheduler``, ``api``) takes part once it
-has a ``main`` module with ``def run(settings: Settings) -> int``: ``lectr NAME``
-runs it, and ``lectr up`` supervises it. ``lectr`` imports a process package only to
-run it, so a process never loads another's code.
+has a ``main`` module with ``def run(settings: Settings, argv: list[str]) -> int``:
+``lectr NAME [OPTIONS]`` runs it (``argv`` holds the options, which the process parses
+itself), and ``lectr up`` supervises it. A package can also offer one-off commands
+(:data:`COMMANDS`, same signature). ``lectr`` imports a process package only to run it,
+so a process never loads another's code.
 """
 
 from __future__ import annotations
@@ -27,22 +29,35 @@ PROCESSES: dict[str, str] = {
 }
 
 
+# One-off commands a process package offers: command name -> module with ``run``.
+COMMANDS: dict[str, str] = {
+    "replay": "consumers.replay_command",
+}
+
+EntryPoint = Callable[[Settings, list[str]], int]
+
+
 def available() -> list[str]:
     """The process names whose package has a ``main`` module, in start order."""
-    return [name for name, package in PROCESSES.items() if _has_main(package)]
+    return [name for name, package in PROCESSES.items() if _exists(f"{package}.main")]
 
 
-def _has_main(package: str) -> bool:
+def available_commands() -> list[str]:
+    """The one-off commands whose module is installed."""
+    return [name for name, module in COMMANDS.items() if _exists(module)]
+
+
+def _exists(module: str) -> bool:
     try:
-        return importlib.util.find_spec(f"{package}.main") is not None
+        return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
         return False
 
 
-def entry_point(name: str) -> Callable[[Settings], int]:
-    """The ``run`` function of process ``name``."""
-    module = importlib.import_module(f"{PROCESSES[name]}.main")
-    return module.run
+def entry_point(name: str) -> EntryPoint:
+    """The ``run`` function of process or command ``name``."""
+    module_name = f"{PROCESSES[name]}.main" if name in PROCESSES else COMMANDS[name]
+    return importlib.import_module(module_name).run
 
 
 def specs(names: list[str]) -> list[ProcessSpec]:

@@ -129,6 +129,41 @@ def _text(value: str, variable: str) -> str:
     return value.strip()
 
 
+# Parsers for the settings of process packages (proxy, consumers, ...), which read their
+# own variables with the same rules and errors through an :class:`EnvReader`.
+positive_int = _positive_int
+text = _text
+
+
+def positive_float(value: str, variable: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(variable, f"expected a number, got {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise SettingsError(variable, f"must be a number above 0, got {value!r}")
+    return number
+
+
+def http_url(value: str, variable: str) -> str:
+    _url(value, variable, ("http", "https"), "http(s)://host[:port][/path]")
+    return value.rstrip("/")
+
+
+class EnvReader:
+    """Reads variables from one mapping: unset or empty takes the default, a bad value
+    raises :class:`SettingsError` naming the variable."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.env = os.environ if environ is None else environ
+
+    def read(self, name: str, default: T, parse: Callable[[str, str], T]) -> T:
+        raw = self.env.get(name, "")
+        if raw == "":
+            return default
+        return parse(raw, name)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a Lectr process reads from its environment.
@@ -157,15 +192,8 @@ class Settings:
         Unset or empty variables take the default. Raises :class:`SettingsError`
         naming the first variable with a bad value.
         """
-        env = os.environ if environ is None else environ
+        read = EnvReader(environ).read
         defaults = cls()
-
-        def read(name: str, default: T, parse: Callable[[str, str], T]) -> T:
-            raw = env.get(name, "")
-            if raw == "":
-                return default
-            return parse(raw, name)
-
         return cls(
             database_url=read("LECTR_DATABASE_URL", defaults.database_url, _database_url),
             amqp_url=read("LECTR_AMQP_URL", defaults.amqp_url, _amqp_url),

@@ -20,8 +20,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "migrate", help="create the database if missing, upgrade the schema, add partitions"
     )
     commands.add_parser("up", help="migrate, then run and supervise every process")
+    # A process parses its own options (`lectr proxy --help`), so none are declared here.
     for name in processes.available():
-        commands.add_parser(name, help=f"run the {name} process")
+        commands.add_parser(name, help=f"run the {name} process", add_help=False)
+    for name in processes.available_commands():
+        commands.add_parser(name, help=f"`lectr {name} --help` for its options", add_help=False)
 
 
 def migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -58,7 +61,7 @@ def _migrate(settings: Settings) -> bool:
 
 
 def run_process(args: argparse.Namespace, settings: Settings) -> int:
-    return processes.entry_point(args.command)(settings)
+    return processes.entry_point(args.command)(settings, args.extra)
 
 
 async def declare_topology(settings: Settings) -> None:
