@@ -19,7 +19,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 class ProcessSpec:
     name: str
     argv: tuple[str, ...]
+    # The child's environment; None inherits the supervisor's.
+    env: Mapping[str, str] | None = None
 
 
 @dataclass
@@ -60,6 +62,8 @@ class Supervisor:
     :param restart_delay_s: first delay before restarting a crashed child.
     :param max_restart_delay_s: cap on that delay.
     :param stable_after_s: uptime after which a crash counts as the first one again.
+    :param stop_together: stop every child at once instead of in reverse order (for
+        identical workers, which need no order).
     :param clock: monotonic seconds, replaceable in tests.
     """
 
@@ -71,6 +75,7 @@ class Supervisor:
         restart_delay_s: float = 1.0,
         max_restart_delay_s: float = 30.0,
         stable_after_s: float = 60.0,
+        stop_together: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._children = [_Child(spec) for spec in specs]
@@ -78,6 +83,7 @@ class Supervisor:
         self._restart_delay_s = restart_delay_s
         self._max_restart_delay_s = max_restart_delay_s
         self._stable_after_s = stable_after_s
+        self._stop_together = stop_together
         self._clock = clock
         self._stopping = asyncio.Event()
 
@@ -95,13 +101,15 @@ class Supervisor:
             await stop.wait()
         finally:
             self._stopping.set()
+            if self._stop_together:
+                await asyncio.gather(*(self._terminate(c) for c in self._children))
             for child in reversed(self._children):
                 await self._terminate(child)
             await asyncio.gather(*watchers, return_exceptions=True)
 
     async def _start(self, child: _Child) -> None:
         child.process = await asyncio.create_subprocess_exec(
-            *child.spec.argv, start_new_session=True
+            *child.spec.argv, start_new_session=True, env=child.spec.env
         )
         child.started_at = self._clock()
         log.info("started %s (pid %d)", child.spec.name, child.process.pid)

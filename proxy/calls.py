@@ -1,0 +1,92 @@
+"""One proxied request as it goes, and the event it becomes once it is finished."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from proxy.caches import KeyEntry
+from proxy.routing import Route
+from proxy.usage import Usage
+from schema.events import RequestEvent, TokenText
+
+# Fields of a request body that hold its prompt, by API (chat, Anthropic, completions,
+# embeddings and responses).
+_PROMPT_FIELDS = ("system", "messages", "prompt", "input", "instructions")
+ENDPOINT_MAX = 200
+
+
+@dataclass(slots=True)
+class Call:
+    started_at: datetime
+    started: float  # perf_counter at arrival
+    key: KeyEntry
+    endpoint: str
+    feature: str
+    task: str | None
+    route: Route | None = None
+    streaming: bool = False
+    status: int = 0
+    error_category: str | None = None
+    error_source: str | None = None
+    ttfb_s: float | None = None
+    # Time spent waiting on the provider (for the proxy's own added latency).
+    upstream_s: float = 0.0
+    usage: Usage | None = None
+    completion: str | None = None
+    truncated: bool = False
+    body: Any = None  # the parsed request body, for the prompt when usage is missing
+
+    @classmethod
+    def start(cls, key: KeyEntry, path: str, feature: str, task: str | None) -> Call:
+        return cls(datetime.now(UTC), time.perf_counter(), key, path[:ENDPOINT_MAX], feature, task)
+
+    def fail(self, status: int, category: str, source: str) -> None:
+        self.status, self.error_category, self.error_source = status, category, source
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+    def event(self, instance: str, default_provider: str) -> RequestEvent:
+        elapsed = self.elapsed_s()
+        route = self.route
+        usage = self.usage
+        complete = usage is not None and None not in (usage.input_tokens, usage.output_tokens)
+        return RequestEvent(
+            id=uuid.uuid4(),
+            created_at=self.started_at,
+            completed_at=self.started_at + timedelta(seconds=elapsed),
+            org_id=self.key.org_id,
+            api_key_id=self.key.key_id,
+            provider=route.provider if route else default_provider,
+            provider_unknown=route.provider_unknown if route else False,
+            requested_model=route.requested_model if route else None,
+            actual_model=route.model if route else None,
+            endpoint=self.endpoint,
+            streaming=self.streaming,
+            status_code=self.status,
+            error_category=self.error_category,
+            error_source=self.error_source,
+            latency_ms=elapsed * 1000.0,
+            ttfb_ms=None if self.ttfb_s is None else self.ttfb_s * 1000.0,
+            input_tokens=usage.input_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            cached_tokens=usage.cached_tokens if usage else None,
+            token_source="provider" if complete else None,
+            feature=self.feature,
+            task_type=self.task,
+            rule_id=route.rule_id if route else None,
+            proxy_instance=instance,
+            text=None if complete or self.completion is None else self._token_text(),
+        )
+
+    def _token_text(self) -> TokenText:
+        body = self.body if isinstance(self.body, dict) else {}
+        prompt = {name: body[name] for name in _PROMPT_FIELDS if name in body} or None
+        return TokenText(prompt=prompt, completion=self.completion or "", truncated=self.truncated)
+
+    def added_latency_s(self) -> float:
+        return max(0.0, self.elapsed_s() - self.upstream_s)

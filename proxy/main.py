@@ -1,0 +1,92 @@
+"""``lectr proxy [--workers N]``: serve ``/v1/*`` on ``LECTR_HOST:LECTR_PROXY_PORT``.
+
+With ``--workers N`` (or ``LECTR_PROXY_WORKERS``) above 1, this process supervises N
+worker processes that share the port through ``SO_REUSEPORT``; each has its own
+caches, buffer and publisher, so all of a machine's cores serve traffic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import uvloop
+from aiohttp import web
+
+from lectr.db import DatabaseUnavailable
+from lectr.settings import Settings, SettingsError
+from proxy import workers
+from proxy.app import DRAIN_TIMEOUT_S, StartupError, create_app
+from proxy.settings import ProxySettings
+from proxy.state import STATE
+
+log = logging.getLogger("lectr.proxy")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lectr proxy", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes sharing the port (default: LECTR_PROXY_WORKERS or 1)",
+    )
+    return parser
+
+
+def run(settings: Settings, argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    proxy_settings = ProxySettings.from_env()
+    count = args.workers if args.workers is not None else proxy_settings.workers
+    if count < 1:
+        raise SettingsError("--workers", f"must be at least 1, got {count}")
+    if count > 1:
+        stop_timeout = proxy_settings.shutdown_timeout_s + DRAIN_TIMEOUT_S + 5.0
+        return workers.supervise(count, proxy_settings.instance, stop_timeout)
+    settings.warn_about_dev_defaults(admin_secret=False)
+    try:
+        uvloop.run(serve(settings, proxy_settings, reuse_port=workers.is_worker()))
+    except StartupError as exc:
+        print(f"lectr: {exc}", file=sys.stderr)
+        return 1
+    except DatabaseUnavailable as exc:
+        print(f"lectr: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def serve(settings: Settings, proxy_settings: ProxySettings, *, reuse_port: bool) -> None:
+    """Start in order, serve until SIGINT/SIGTERM, then shut down in order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    app = create_app(settings, proxy_settings)
+    runner = web.AppRunner(
+        app,
+        handler_cancellation=True,
+        shutdown_timeout=proxy_settings.shutdown_timeout_s,
+        access_log=None,
+    )
+    await runner.setup()  # database, caches, upstream client, publisher
+    try:
+        site = web.TCPSite(
+            runner, settings.host, settings.proxy_port, reuse_port=reuse_port, backlog=1024
+        )
+        await site.start()
+        log.info(
+            "proxy %s listening on %s:%d",
+            proxy_settings.instance,
+            settings.host,
+            settings.proxy_port,
+        )
+        await stop.wait()
+        log.info("stopping: finishing in-flight requests, then draining events")
+        app[STATE].draining = True
+    finally:
+        await runner.cleanup()
+    log.info("proxy stopped")

@@ -1,0 +1,166 @@
+"""Sending the request upstream and relaying the response, bytes as they arrive.
+
+A non-streamed JSON response is read whole (it is small) to take its token usage; a
+stream (``text/event-stream``) or a large body is written to the client chunk by chunk
+as it arrives, never re-encoded. A client that goes away cancels the upstream request;
+an upstream that breaks mid-stream ends the client's stream with an error (the
+connection is aborted, so the client cannot mistake it for a complete response).
+"""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from proxy.calls import Call
+from proxy.errors import LectrError
+from proxy.usage import BodyReader, StreamScanner
+
+# Response headers not copied to the client (aiohttp sets its own framing).
+_DROPPED = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "content-encoding",
+        "proxy-authenticate",
+        "trailer",
+        "upgrade",
+    }
+)
+# A non-streamed body up to this size is read whole (and its usage read).
+WHOLE_BODY_MAX = 4 * 1024 * 1024
+
+
+async def exchange(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    call: Call,
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    text_cap: int,
+) -> web.StreamResponse:
+    sent = time.perf_counter()
+    try:
+        upstream = await session.request(
+            request.method, url, data=body or None, headers=headers, allow_redirects=False
+        )
+    except (aiohttp.ConnectionTimeoutError, TimeoutError, aiohttp.ServerTimeoutError):
+        raise LectrError("provider_timeout", "the provider did not answer in time") from None
+    except aiohttp.ClientError as exc:
+        raise LectrError(
+            "provider_unreachable", f"cannot reach the provider: {type(exc).__name__}"
+        ) from None
+    finally:
+        call.upstream_s = time.perf_counter() - sent
+    try:
+        response = await _relay(request, upstream, call, sent, text_cap)
+    except BaseException:
+        upstream.close()  # cancels the upstream request (the client went away, say)
+        raise
+    upstream.release()
+    return response
+
+
+async def _relay(
+    request: web.Request, upstream: aiohttp.ClientResponse, call: Call, sent: float, cap: int
+) -> web.StreamResponse:
+    call.status = upstream.status
+    if upstream.status >= 400:
+        call.error_category, call.error_source = _category(upstream.status), "provider"
+    headers = _response_headers(upstream)
+    if upstream.content_type == "text/event-stream":
+        return await _stream(request, upstream, call, headers, sent, cap)
+    length = upstream.content_length
+    if length is None or length > WHOLE_BODY_MAX:
+        return await _stream(request, upstream, call, headers, sent, None)
+    return await _whole(upstream, call, headers, sent)
+
+
+async def _whole(
+    upstream: aiohttp.ClientResponse, call: Call, headers: CIMultiDict[str], sent: float
+) -> web.Response:
+    call.ttfb_s = time.perf_counter() - call.started
+    try:
+        body = await upstream.read()
+    except (aiohttp.ClientError, TimeoutError):
+        call.upstream_s = time.perf_counter() - sent
+        raise LectrError(
+            "provider_unreachable", "the provider closed the connection mid-response"
+        ) from None
+    call.upstream_s = time.perf_counter() - sent
+    if upstream.status < 300 and "json" in upstream.content_type:
+        call.usage, call.completion = BodyReader.read(body)
+    return web.Response(body=body, status=upstream.status, headers=headers)
+
+
+async def _stream(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    call: Call,
+    headers: CIMultiDict[str],
+    sent: float,
+    text_cap: int | None,
+) -> web.StreamResponse:
+    """Relay chunk by chunk; scan server-sent events for usage when ``text_cap`` is set."""
+    scanner = StreamScanner(text_cap) if text_cap is not None and upstream.status < 300 else None
+    response = web.StreamResponse(status=upstream.status, headers=headers)
+    await response.prepare(request)
+    chunks = upstream.content.iter_any()
+    broken = False
+    while True:
+        try:
+            chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            break
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            _upstream_broke(request, call, exc)
+            broken = True
+            break
+        finally:
+            call.upstream_s = time.perf_counter() - sent
+        if call.ttfb_s is None:
+            call.ttfb_s = time.perf_counter() - call.started
+        try:
+            await response.write(chunk)
+        except ConnectionResetError:
+            call.error_category, call.error_source = "client_disconnect", "client"
+            broken = True
+            break
+        if scanner is not None:
+            scanner.feed(chunk)
+    if scanner is not None:
+        scanner.finish()
+        call.usage, call.completion, call.truncated = scanner.usage, scanner.text, scanner.truncated
+    if not broken:
+        await response.write_eof()
+    return response
+
+
+def _upstream_broke(request: web.Request, call: Call, exc: BaseException) -> None:
+    timed_out = isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError)
+    call.error_category = "upstream_timeout" if timed_out else "upstream_disconnect"
+    call.error_source = "network" if timed_out else "provider"
+    if request.transport is not None:  # abort: the client must see an incomplete response
+        request.transport.abort()
+
+
+def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
+    return CIMultiDict(
+        (name, value) for name, value in upstream.headers.items() if name.lower() not in _DROPPED
+    )
+
+
+def _category(status: int) -> str:
+    if status == 429:
+        return "rate_limited"
+    if status in (401, 403):
+        return "auth_error"
+    if status >= 500:
+        return "server_error"
+    return "bad_request"

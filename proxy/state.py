@@ -1,0 +1,36 @@
+"""Everything a request handler reads, held by the app under one key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from lectr.settings import Settings
+from proxy.buffer import EventBuffer
+from proxy.caches import Caches
+from proxy.limits import RateLimiter, StreamLimiter
+from proxy.metrics import Metrics
+from proxy.publisher import Publisher
+from proxy.settings import ProxySettings
+
+
+@dataclass
+class ProxyState:
+    settings: Settings
+    proxy: ProxySettings
+    caches: Caches
+    buffer: EventBuffer
+    metrics: Metrics
+    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
+    stream_limiter: StreamLimiter = field(default_factory=StreamLimiter)
+    # Set by the app's contexts as it starts.
+    session: aiohttp.ClientSession | None = None
+    publisher: Publisher | None = None
+    draining: bool = False
+    # When False, requests are served but no event is recorded (benchmarks only).
+    record_events: bool = True
+
+
+STATE = web.AppKey("state", ProxyState)
