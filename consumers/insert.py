@@ -1,0 +1,93 @@
+"""Step 5: write a batch in one transaction, retrying while Postgres is unreachable.
+
+While the database is down, ``submit`` keeps retrying with capped backoff and does not
+return: nothing is acked, the steps before it stop taking messages, and the broker
+keeps the backlog. A permanent database error (the batch itself is wrong) is narrowed
+down by writing the batch's messages one at a time: a message whose rows still fail is
+marked failed (the commit step dead-letters it) and the others are stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import asyncpg
+
+from consumers.clock import Clock
+from consumers.retry import retry_transient
+from consumers.stats import Stats
+from consumers.step import Batch, Envelope, Step
+from consumers.writer import HealthRow, write_batch
+from schema.events import RequestEvent
+
+log = logging.getLogger(__name__)
+
+
+class Insert:
+    def __init__(
+        self,
+        next_step: Step[Batch],
+        pool: asyncpg.Pool,
+        stats: Stats,
+        *,
+        clock: Clock,
+        retry_max_wait_s: float,
+    ) -> None:
+        self.next_step = next_step
+        self.pool = pool
+        self.stats = stats
+        self.clock = clock
+        self.retry_max_wait_s = retry_max_wait_s
+        self._writing = 0
+
+    @property
+    def held(self) -> int:
+        return self._writing + self.next_step.held
+
+    async def submit(self, batch: Batch) -> None:
+        self._writing = batch.event_count
+        try:
+            try:
+                batch.inserted = await self._write(batch.envelopes)
+            except asyncpg.PostgresError as exc:
+                log.error("a batch of %d events failed (%s); writing its messages one by one",
+                          batch.event_count, exc)  # fmt: skip
+                batch.inserted = await self._write_each(batch.envelopes)
+            await self.next_step.submit(batch)
+        finally:
+            self._writing = 0
+
+    async def _write(self, envelopes: Sequence[Envelope]) -> int:
+        events: list[RequestEvent] = [e for env in envelopes for e in env.events]
+        health = [HealthRow(s) for env in envelopes for s in env.health]
+
+        async def attempt() -> int:
+            async with self.pool.acquire() as conn:
+                return len(await write_batch(conn, events, health))
+
+        return await retry_transient(
+            attempt,
+            clock=self.clock,
+            max_wait_s=self.retry_max_wait_s,
+            what=f"writing a batch of {len(events)} events",
+            on_retry=self._count_retry,
+        )
+
+    async def _write_each(self, envelopes: Sequence[Envelope]) -> int:
+        inserted = 0
+        for envelope in envelopes:
+            try:
+                inserted += await self._write([envelope])
+            except asyncpg.PostgresError as exc:
+                envelope.failed = f"{type(exc).__name__}: {exc}"
+        return inserted
+
+    def _count_retry(self) -> None:
+        self.stats.database_retries += 1
+
+    async def poll(self) -> None:
+        await self.next_step.poll()
+
+    async def join(self) -> None:
+        await self.next_step.join()

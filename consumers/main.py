@@ -1,0 +1,124 @@
+"""``lectr consumer``: run one ingest consumer until SIGTERM (or, with ``--drain``,
+until the queue is empty).
+
+The process stays up through outages: Postgres down means writes wait and retry (see
+:mod:`consumers.insert`); RabbitMQ down means it reconnects with capped backoff, and
+whatever it had not acked is redelivered. SIGTERM or SIGINT finishes the current batch,
+acks it and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+import asyncpg
+
+from consumers.clock import SystemClock
+from consumers.consumer import Consumer
+from consumers.retry import backoff_s
+from consumers.settings import ConsumerSettings
+from consumers.stats import Stats
+from lectr import broker
+from lectr.db import asyncpg_dsn
+from lectr.settings import Settings
+
+log = logging.getLogger(__name__)
+
+POOL_MAX_SIZE = 4
+COMMAND_TIMEOUT_S = 120.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lectr consumer",
+        description="Store request events from the ingest queue in Postgres.",
+    )
+    parser.add_argument(
+        "--drain",
+        action="store_true",
+        help="stop once the ingest queue is empty and every event is stored",
+    )
+    return parser
+
+
+def run(settings: Settings, argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    consumer_settings = ConsumerSettings.from_env()
+    try:
+        import uvloop
+    except ImportError:  # not built for this platform
+        return asyncio.run(serve(settings, consumer_settings, drain=args.drain))
+    return uvloop.run(serve(settings, consumer_settings, drain=args.drain))
+
+
+async def serve(settings: Settings, consumer_settings: ConsumerSettings, *, drain: bool) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    # No connection is opened up front (min_size=0): a database that is down at start-up
+    # is waited for like one that goes down later.
+    pool = await asyncpg.create_pool(
+        asyncpg_dsn(settings.database_url),
+        min_size=0,
+        max_size=POOL_MAX_SIZE,
+        command_timeout=COMMAND_TIMEOUT_S,
+    )
+    assert pool is not None
+    stats = Stats()
+    try:
+        await _consume_with_reconnects(settings, consumer_settings, pool, stats, stop, drain)
+    finally:
+        await pool.close()
+    log.info("consumer stopped: %d events stored, %d duplicates, %d invalid",
+             stats.events_stored, stats.events_duplicate, stats.events_invalid)  # fmt: skip
+    return 0
+
+
+async def _consume_with_reconnects(
+    settings: Settings,
+    consumer_settings: ConsumerSettings,
+    pool: asyncpg.Pool,
+    stats: Stats,
+    stop: asyncio.Event,
+    drain: bool,
+) -> None:
+    names = broker.BrokerNames(settings.broker_prefix)
+    attempt = 0
+    while not stop.is_set():
+        try:
+            connection = await broker.connect(settings.amqp_url)
+        except broker.BrokerUnavailable as exc:
+            attempt += 1
+            wait_s = backoff_s(attempt, consumer_settings.retry_backoff_max_s)
+            log.warning("%s; retrying in %.1f s", exc, wait_s)
+            await _wait(stop, wait_s)
+            continue
+        attempt = 0
+        try:
+            async with connection:
+                channel = await connection.channel()
+                await channel.set_qos(prefetch_count=consumer_settings.prefetch)
+                topology = await broker.declare_topology(
+                    channel,
+                    names,
+                    delivery_limit=settings.ingest_delivery_limit,
+                    replay_max_age=settings.replay_max_age,
+                )
+                log.info("consuming %s", names.ingest)
+                consumer = Consumer(
+                    consumer_settings, pool, topology, clock=SystemClock(), stats=stats
+                )
+                await consumer.run(stop, drain=drain)
+                return
+        except broker.UNREACHABLE_ERRORS as exc:
+            log.warning("lost the broker (%s); reconnecting", exc or type(exc).__name__)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -1,0 +1,88 @@
+"""Step 3: set each event's cost from the price in force when it was made.
+
+An event whose model has no price gets a NULL cost; the step counts it and logs each
+such provider/model once. The price table is read through a :class:`PriceCache`; the
+first read waits (retrying) for the database like an insert does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from consumers.clock import Clock
+from consumers.pricing import PriceBook, PriceCache
+from consumers.retry import retry_transient
+from consumers.stats import Stats
+from consumers.step import Envelope, Step
+from schema.events import RequestEvent
+
+log = logging.getLogger(__name__)
+
+
+def priced(book: PriceBook, event: RequestEvent) -> RequestEvent:
+    """``event`` with ``cost_usd`` from ``book`` (None when its model has no price)."""
+    model = event.actual_model or event.requested_model
+    price = book.price(event.provider, model, event.created_at)
+    cost = None
+    if price is not None:
+        cost = price.cost(event.input_tokens, event.output_tokens, event.cached_tokens)
+    return dataclasses.replace(event, cost_usd=cost)
+
+
+def is_unpriced(book: PriceBook, event: RequestEvent) -> bool:
+    model = event.actual_model or event.requested_model
+    return book.price(event.provider, model, event.created_at) is None
+
+
+class Price:
+    def __init__(
+        self,
+        next_step: Step[Envelope],
+        prices: PriceCache,
+        stats: Stats,
+        *,
+        clock: Clock,
+        retry_max_wait_s: float,
+    ) -> None:
+        self.next_step = next_step
+        self.prices = prices
+        self.stats = stats
+        self.clock = clock
+        self.retry_max_wait_s = retry_max_wait_s
+        self._reported: set[tuple[str, str | None]] = set()
+
+    @property
+    def held(self) -> int:
+        return self.next_step.held
+
+    async def submit(self, envelope: Envelope) -> None:
+        if envelope.events:
+            book = await retry_transient(
+                self.prices.get,
+                clock=self.clock,
+                max_wait_s=self.retry_max_wait_s,
+                what="loading prices",
+                on_retry=self._count_retry,
+            )
+            envelope.events = [self._price(book, e) for e in envelope.events]
+        await self.next_step.submit(envelope)
+
+    def _price(self, book: PriceBook, event: RequestEvent) -> RequestEvent:
+        if is_unpriced(book, event):
+            self.stats.events_unpriced += 1
+            key = (event.provider, event.actual_model or event.requested_model)
+            if key not in self._reported:
+                self._reported.add(key)
+                log.warning("no price for %s model %r: its cost stays empty", *key)
+            return dataclasses.replace(event, cost_usd=None)
+        return priced(book, event)
+
+    def _count_retry(self) -> None:
+        self.stats.database_retries += 1
+
+    async def poll(self) -> None:
+        await self.next_step.poll()
+
+    async def join(self) -> None:
+        await self.next_step.join()

@@ -1,0 +1,157 @@
+"""Prices from ``model_pricing``: the version in force at each request's time.
+
+How a request's model is matched to a price, first match wins:
+
+1. the exact ``(provider, model)``, where model is ``actual_model`` (what the provider
+   says it ran) or else ``requested_model``;
+2. the same name without a provider prefix (``openai/gpt-4o`` through a router, Gemini's
+   ``models/gemini-2.5-pro``) — only after the exact name, because some providers price
+   prefixed names of their own (Groq's ``openai/gpt-oss-120b``);
+3. the name without a release date suffix (``gpt-4o-2024-08-06``,
+   ``claude-sonnet-4-5-20250929``, ``…@20250929``): a dated snapshot costs what its
+   family alias costs;
+4. both of the above.
+
+Azure OpenAI runs OpenAI's models under OpenAI's names, so ``azure`` events are looked up
+under ``azure`` first, then under ``openai``. Nothing else is guessed: a model with no
+match, or a request made before the model's first price, gets a NULL cost and is counted.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import asyncpg
+
+from consumers.clock import Clock
+
+log = logging.getLogger(__name__)
+
+PROVIDER_ALIASES: dict[str, tuple[str, ...]] = {"azure": ("openai",)}
+_PREFIX_RE = re.compile(r"^(models|openai|anthropic|google|gemini|groq|mistral|azure)/")
+_DATE_RE = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8})$")
+_PER_MTOK = Decimal(1_000_000)
+COST_QUANTUM = Decimal("0.00000001")  # request_logs.cost_usd is NUMERIC(18, 8)
+
+
+@dataclass(frozen=True)
+class Price:
+    effective_from: datetime
+    input_per_mtok: Decimal
+    output_per_mtok: Decimal
+    cached_input_per_mtok: Decimal | None
+
+    def cost(
+        self, input_tokens: int | None, output_tokens: int | None, cached_tokens: int | None
+    ) -> Decimal | None:
+        """USD for these counts; None when no count is known. Cached tokens are part of
+        the input tokens (OpenAI's convention) and cost the cached rate when there is one."""
+        if input_tokens is None and output_tokens is None:
+            return None
+        prompt = input_tokens or 0
+        cached = min(cached_tokens or 0, prompt)
+        cached_rate = self.input_per_mtok
+        if self.cached_input_per_mtok is not None:
+            cached_rate = self.cached_input_per_mtok
+        micro = (
+            (prompt - cached) * self.input_per_mtok
+            + cached * cached_rate
+            + (output_tokens or 0) * self.output_per_mtok
+        )
+        return (micro / _PER_MTOK).quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def candidate_names(model: str) -> Iterator[str]:
+    """The names tried for ``model``, in order (see the module docstring)."""
+    seen: set[str] = set()
+    bare = _PREFIX_RE.sub("", model)
+    for name in (model, bare, _DATE_RE.sub("", model), _DATE_RE.sub("", bare)):
+        if name and name not in seen:
+            seen.add(name)
+            yield name
+
+
+class PriceBook:
+    """Every price version, looked up by provider, model and time. Immutable once built."""
+
+    def __init__(self, rows: Iterable[tuple[str, str, Price]]) -> None:
+        versions: dict[tuple[str, str], list[Price]] = {}
+        for provider, model, price in rows:
+            versions.setdefault((provider, model), []).append(price)
+        for prices in versions.values():
+            prices.sort(key=lambda p: p.effective_from)
+        self._versions = versions
+        self._starts = {k: [p.effective_from for p in v] for k, v in versions.items()}
+
+    def __len__(self) -> int:
+        return len(self._versions)
+
+    def price(self, provider: str, model: str | None, at: datetime) -> Price | None:
+        """The price in force at ``at``, or None when the model has none then."""
+        if not model:
+            return None
+        for prov in (provider, *PROVIDER_ALIASES.get(provider, ())):
+            for name in candidate_names(model):
+                key = (prov, name)
+                if key in self._versions:
+                    index = bisect.bisect_right(self._starts[key], at) - 1
+                    return self._versions[key][index] if index >= 0 else None
+        return None
+
+
+LOAD_SQL = """
+SELECT provider, model, effective_from, input_per_mtok, output_per_mtok, cached_input_per_mtok
+FROM model_pricing
+"""
+
+
+async def load_price_book(conn: asyncpg.Connection | asyncpg.Pool) -> PriceBook:
+    rows = await conn.fetch(LOAD_SQL)
+    return PriceBook(
+        (
+            r["provider"],
+            r["model"],
+            Price(
+                r["effective_from"],
+                r["input_per_mtok"],
+                r["output_per_mtok"],
+                r["cached_input_per_mtok"],
+            ),
+        )
+        for r in rows
+    )
+
+
+class PriceCache:
+    """The price book, re-read from Postgres every ``refresh_s`` seconds.
+
+    :meth:`get` loads it the first time (raising what the database raises) and then
+    refreshes it when stale; a failed refresh keeps the book it has and is tried again
+    after another ``refresh_s``, so a database blip never un-prices events.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, clock: Clock, refresh_s: float) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._refresh_s = refresh_s
+        self._book: PriceBook | None = None
+        self._loaded_at = 0.0
+
+    async def get(self) -> PriceBook:
+        now = self._clock.monotonic()
+        if self._book is None:
+            self._book = await load_price_book(self._pool)
+            self._loaded_at = now
+        elif now - self._loaded_at >= self._refresh_s:
+            self._loaded_at = now
+            try:
+                self._book = await load_price_book(self._pool)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("could not refresh prices, keeping the loaded ones: %s", exc)
+        return self._book
