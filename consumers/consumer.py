@@ -90,7 +90,8 @@ class Consumer:
             if self.clock.monotonic() >= next_report:
                 next_report = self.clock.monotonic() + self.settings.health_interval_s
                 await self.report(chain.held)
-            if drain and message is None and chain.held == 0 and await self._queue_is_empty():
+            # Drain mode ends once nothing more is coming; shutdown then writes what is held.
+            if drain and message is None and await self._queue_is_empty():
                 return
 
     async def _queue_is_empty(self) -> bool:

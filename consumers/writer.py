@@ -78,19 +78,17 @@ latency_histogram = ARRAY(
 updated_at = now()
 """
 
-REPRICE_SQL = """
-WITH new AS (
-    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::numeric[]) AS n(id, created_at, cost)
-), old AS (
-    SELECT l.id, l.cost_usd FROM request_logs l
-    JOIN new ON l.id = new.id AND l.created_at = new.created_at
-    FOR UPDATE OF l
-), changed AS (
-    UPDATE request_logs l SET cost_usd = new.cost FROM new
-    WHERE l.id = new.id AND l.created_at = new.created_at AND l.cost_usd IS DISTINCT FROM new.cost
-    RETURNING l.id
-)
-SELECT old.id, old.cost_usd FROM old JOIN changed ON changed.id = old.id
+LOCK_COSTS_SQL = """
+SELECT l.id, l.cost_usd FROM request_logs l
+JOIN unnest($1::uuid[], $2::timestamptz[]) AS k(id, created_at)
+  ON l.id = k.id AND l.created_at = k.created_at
+FOR UPDATE OF l
+"""
+
+SET_COSTS_SQL = """
+UPDATE request_logs l SET cost_usd = n.cost
+FROM unnest($1::uuid[], $2::timestamptz[], $3::numeric[]) AS n(id, created_at, cost)
+WHERE l.id = n.id AND l.created_at = n.created_at
 """
 
 INSERT_HEALTH_SQL = """
@@ -148,19 +146,24 @@ async def add_rollups(conn: asyncpg.Connection, deltas: Sequence[Rollup]) -> Non
 async def reprice_events(conn: asyncpg.Connection, events: Sequence[RequestEvent]) -> int:
     """Set stored rows' cost to the events' cost and move the rollups' cost with it.
 
-    Returns how many rows changed. Rows that are not stored are left alone.
+    Call it inside a transaction. Returns how many rows changed; rows that are not
+    stored are left alone.
     """
     if not events:
         return 0
-    rows = await conn.fetch(
-        REPRICE_SQL,
-        [e.id for e in events],
-        [e.created_at for e in events],
-        [e.cost_usd for e in events],
-    )
+    rows = await conn.fetch(LOCK_COSTS_SQL, [e.id for e in events], [e.created_at for e in events])
     old_costs: dict[object, Decimal | None] = {r["id"]: r["cost_usd"] for r in rows}
-    await add_rollups(conn, cost_changes((e, old_costs[e.id]) for e in events if e.id in old_costs))
-    return len(old_costs)
+    changed = [e for e in events if e.id in old_costs and e.cost_usd != old_costs[e.id]]
+    if not changed:
+        return 0
+    await conn.execute(
+        SET_COSTS_SQL,
+        [e.id for e in changed],
+        [e.created_at for e in changed],
+        [e.cost_usd for e in changed],
+    )
+    await add_rollups(conn, cost_changes((e, old_costs[e.id]) for e in changed))
+    return len(changed)
 
 
 async def insert_health(conn: asyncpg.Connection, rows: Sequence[HealthRow]) -> None:
