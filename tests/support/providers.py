@@ -86,7 +86,10 @@ class FakeProviders:
 
     async def default(self, request: web.Request, received: Received) -> web.StreamResponse:
         path = request.path
-        body = orjson.loads(received.body) if received.body else {}
+        try:
+            body = orjson.loads(received.body) if received.body else {}
+        except orjson.JSONDecodeError:
+            body = {}
         if path.endswith("/messages"):
             if body.get("stream"):
                 return await self.anthropic_stream(request, body)
@@ -195,7 +198,9 @@ class FakeProviders:
     async def start(self) -> web.AppRunner:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
