@@ -32,6 +32,7 @@ from lectr.broker import UNREACHABLE_ERRORS, Topology
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 0.05
+REPORT_TIMEOUT_S = 5.0
 
 
 class Consumer:
@@ -60,7 +61,12 @@ class Consumer:
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
 
     async def run(self, stop: asyncio.Event, *, drain: bool = False) -> None:
-        """Consume until ``stop`` is set (or, with ``drain``, the queue is empty)."""
+        """Consume until ``stop`` is set (or, with ``drain``, the queue is empty).
+
+        After ``stop``, the current batch gets ``shutdown_timeout_s`` to be written and
+        acked; if the database is still down by then, the consumer gives up without
+        acking, and the broker redelivers those messages to another consumer.
+        """
         with ThreadPoolExecutor(
             self.settings.tokenise_threads, thread_name_prefix="lectr-tokenise"
         ) as executor:
@@ -73,9 +79,28 @@ class Consumer:
                 clock=self.clock,
             )
             tag = await self.topology.ingest.consume(self._inbox.put)
-            await self._consume(chain, stop, drain)
-            await self._shutdown(chain, tag)
+            consuming = asyncio.create_task(self._consume(chain, stop, drain))
+            stopping = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait({consuming, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait_for(
+                    self._finish(consuming, chain, tag), self.settings.shutdown_timeout_s
+                )
+            except TimeoutError:
+                log.error(
+                    "could not finish the current batch within %.0f s of being asked to "
+                    "stop; its messages will be redelivered",
+                    self.settings.shutdown_timeout_s,
+                )
+            finally:
+                for task in (consuming, stopping):
+                    task.cancel()
+                await asyncio.gather(consuming, stopping, return_exceptions=True)
         await self.report()
+
+    async def _finish(self, consuming: asyncio.Task[None], chain: Decode, tag: str) -> None:
+        await consuming
+        await self._shutdown(chain, tag)
 
     async def _consume(self, chain: Decode, stop: asyncio.Event, drain: bool) -> None:
         next_report = self.clock.monotonic() + self.settings.health_interval_s
@@ -107,20 +132,13 @@ class Consumer:
         await asyncio.sleep(POLL_INTERVAL_S)  # deliveries that came before the cancel-ok
         while not self._inbox.empty():
             await chain.submit(self._inbox.get_nowait())
-        try:
-            await asyncio.wait_for(chain.join(), self.settings.shutdown_timeout_s)
-        except TimeoutError:
-            log.error(
-                "could not finish the current batch within %.0f s; its messages will be "
-                "redelivered",
-                self.settings.shutdown_timeout_s,
-            )
+        await chain.join()
 
     async def report(self, held_events: int = 0) -> None:
         """Write this consumer's ``pipeline_health`` row (skipped if the database is down)."""
         row = self.stats.report(self.instance, self.clock.now(), held_events)
         try:
-            async with self.pool.acquire() as conn:
+            async with asyncio.timeout(REPORT_TIMEOUT_S), self.pool.acquire() as conn:
                 await insert_health(conn, [row])
         except Exception as exc:
             if not is_transient(exc):
