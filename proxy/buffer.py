@@ -32,10 +32,14 @@ class EventBuffer:
         return len(self._events)
 
     async def wait(self) -> None:
-        """Return once at least one event is buffered."""
-        while not self._events:
+        """Return once an event is buffered, or :meth:`wake` is called."""
+        if not self._events:
             self._ready.clear()
             await self._ready.wait()
+
+    def wake(self) -> None:
+        """Make :meth:`wait` return even if nothing is buffered."""
+        self._ready.set()
 
     def take(self, limit: int) -> list[RequestEvent]:
         """Remove and return up to ``limit`` events, oldest first."""

@@ -73,6 +73,7 @@ class Publisher:
         self._sleep = sleep
         # The batch being sent; kept across reconnects until it is confirmed.
         self._in_hand: list[RequestEvent] = []
+        self._lost = False
         self._connection: AbstractConnection | None = None
         self._exchange: AbstractExchange | None = None
         self._sent = asyncio.Event()  # set after each confirmed batch
@@ -104,13 +105,21 @@ class Publisher:
             await self._sleep(min(MAX_BACKOFF_S, 0.1 * 2**attempt))
 
     async def _connect(self) -> None:
+        self._lost = False
         self._connection = await broker.connect(self._url)
+        self._connection.close_callbacks.add(self._connection_closed)
         channel = await self._connection.channel(publisher_confirms=True)
         topology = await broker.declare_topology(channel, self._names, **self._topology_args)
         self._exchange = topology.events
         await self._listen_for_control(channel, topology.control)
         self.connected.set()
         log.info("connected to the broker; publishing events")
+
+    def _connection_closed(self, sender: object, exc: BaseException | None = None) -> None:
+        """The broker went away: stop saying we are connected and wake the publish loop."""
+        self._lost = True
+        self.connected.clear()
+        self.buffer.wake()
 
     async def _listen_for_control(
         self, channel: AbstractChannel, control: AbstractExchange
@@ -139,10 +148,13 @@ class Publisher:
             while True:
                 if not self._in_hand:
                     await self.buffer.wait()
-                    if len(self.buffer) < self._batch_size:
+                    if self.buffer and len(self.buffer) < self._batch_size:
                         await self._sleep(self._interval_s)
+                    if self._lost:
+                        raise ConnectionError("the broker connection was lost")
                     self._in_hand = self.buffer.take(self._batch_size)
-                await self._send_in_hand()
+                if self._in_hand:
+                    await self._send_in_hand()
                 if health.done():
                     health.result()  # re-raise its broker failure here
         finally:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
@@ -62,6 +63,12 @@ class RunningProxy:
                 if message.type == EVENTS_TYPE:
                     events.extend(decode_events(message.body).events)
         return events
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        """GET ``path``: (status, parsed JSON body or text)."""
+        async with aiohttp.ClientSession() as session, session.get(f"{self.url}{path}") as r:
+            body = await r.json() if r.content_type == "application/json" else await r.text()
+            return r.status, body
 
     async def notify(self, cache: str, org_id: uuid.UUID | None = None) -> None:
         connection = await aio_pika.connect(self.amqp_url)
@@ -116,7 +123,7 @@ async def start_proxy(
 
     yield start
     for running in started:
-        await running.runner.cleanup()
+        await asyncio.wait_for(running.runner.cleanup(), 15)
         connection = await aio_pika.connect(amqp_url)
         async with connection, connection.channel() as channel:
             await delete_topology(channel, running.names)
