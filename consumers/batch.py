@@ -4,8 +4,8 @@ The batch is handed on when it holds at least ``batch_size`` events (one message
 carry more; it is never split, since a message is acked whole) or when its first
 envelope has waited ``flush_interval_s`` on the given clock, checked by ``poll``.
 Envelopes without events (health snapshots, messages whose events were all invalid)
-ride along so they are acked in order with the rest. The step holds one batch at most:
-``submit`` waits while the next step writes the full one.
+ride along so they are acked with the rest. The step holds one batch at most: handing
+on a full one waits while every writer of the next step is busy.
 """
 
 from __future__ import annotations

@@ -37,7 +37,14 @@ def build_chain(
     """The first step of a new chain; the rest hang off it."""
     retry_max_wait_s = settings.retry_backoff_max_s
     commit = Commit(replay_exchange, stats, clock)
-    insert = Insert(commit, pool, stats, clock=clock, retry_max_wait_s=retry_max_wait_s)
+    insert = Insert(
+        commit,
+        pool,
+        stats,
+        clock=clock,
+        retry_max_wait_s=retry_max_wait_s,
+        writers=settings.writers,
+    )
     batch = BatchStep(insert, clock, settings.batch_size, settings.flush_interval_s)
     prices = PriceCache(pool, clock, settings.price_refresh_s)
     price = Price(batch, prices, stats, clock=clock, retry_max_wait_s=retry_max_wait_s)

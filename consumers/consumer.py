@@ -105,10 +105,7 @@ class Consumer:
     async def _consume(self, chain: Decode, stop: asyncio.Event, drain: bool) -> None:
         next_report = self.clock.monotonic() + self.settings.health_interval_s
         while not stop.is_set():
-            try:
-                message = await asyncio.wait_for(self._inbox.get(), POLL_INTERVAL_S)
-            except TimeoutError:
-                message = None
+            message = await self._next_message()
             if message is not None:
                 await chain.submit(message)
             await chain.poll()
@@ -118,6 +115,15 @@ class Consumer:
             # Drain mode ends once nothing more is coming; shutdown then writes what is held.
             if drain and message is None and await self._queue_is_empty():
                 return
+
+    async def _next_message(self) -> AbstractIncomingMessage | None:
+        """The next message, or None after ``POLL_INTERVAL_S`` without one."""
+        if not self._inbox.empty():
+            return self._inbox.get_nowait()
+        try:
+            return await asyncio.wait_for(self._inbox.get(), POLL_INTERVAL_S)
+        except TimeoutError:
+            return None
 
     async def _queue_is_empty(self) -> bool:
         if not self._inbox.empty():

@@ -1,14 +1,20 @@
 """Step 5: write a batch in one transaction, retrying while Postgres is unreachable.
 
-While the database is down, ``submit`` keeps retrying with capped backoff and does not
-return: nothing is acked, the steps before it stop taking messages, and the broker
-keeps the backlog. A permanent database error (the batch itself is wrong) is narrowed
+Up to ``writers`` batches are written at once, each in its own transaction, so the
+next batch is decoded while the last one commits; ``submit`` waits while that many are
+in flight. Order does not matter: each message is acked on its own, and rollup rows are
+locked in key order, so concurrent writers never deadlock.
+
+While the database is down, writes keep retrying with capped backoff and never finish:
+nothing is acked, ``submit`` stops returning, the steps before it stop taking messages,
+and the broker keeps the backlog. A permanent database error (the batch itself is wrong) is narrowed
 down by writing the batch's messages one at a time: a message whose rows still fail is
 marked failed (the commit step dead-letters it) and the others are stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -33,30 +39,42 @@ class Insert:
         *,
         clock: Clock,
         retry_max_wait_s: float,
+        writers: int = 1,
     ) -> None:
         self.next_step = next_step
         self.pool = pool
         self.stats = stats
         self.clock = clock
         self.retry_max_wait_s = retry_max_wait_s
-        self._writing = 0
+        self.writers = writers
+        self._in_flight: dict[asyncio.Task[None], int] = {}
 
     @property
     def held(self) -> int:
-        return self._writing + self.next_step.held
+        return sum(self._in_flight.values()) + self.next_step.held
 
     async def submit(self, batch: Batch) -> None:
-        self._writing = batch.event_count
+        """Start writing ``batch``; first wait for a writer to be free. Raises what a
+        finished write raised (a broker failure while acking, a cancelled write)."""
+        while len(self._in_flight) >= self.writers:
+            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+            self._reap()
+        task = asyncio.create_task(self._store(batch))
+        self._in_flight[task] = batch.event_count
+
+    def _reap(self) -> None:
+        for task in [t for t in self._in_flight if t.done()]:
+            del self._in_flight[task]
+            task.result()
+
+    async def _store(self, batch: Batch) -> None:
         try:
-            try:
-                batch.inserted = await self._write(batch.envelopes)
-            except asyncpg.PostgresError as exc:
-                log.error("a batch of %d events failed (%s); writing its messages one by one",
-                          batch.event_count, exc)  # fmt: skip
-                batch.inserted = await self._write_each(batch.envelopes)
-            await self.next_step.submit(batch)
-        finally:
-            self._writing = 0
+            batch.inserted = await self._write(batch.envelopes)
+        except asyncpg.PostgresError as exc:
+            log.error("a batch of %d events failed (%s); writing its messages one by one",
+                      batch.event_count, exc)  # fmt: skip
+            batch.inserted = await self._write_each(batch.envelopes)
+        await self.next_step.submit(batch)
 
     async def _write(self, envelopes: Sequence[Envelope]) -> int:
         events: list[RequestEvent] = [e for env in envelopes for e in env.events]
@@ -87,7 +105,15 @@ class Insert:
         self.stats.database_retries += 1
 
     async def poll(self) -> None:
+        self._reap()
         await self.next_step.poll()
 
     async def join(self) -> None:
+        try:
+            if self._in_flight:
+                await asyncio.wait(self._in_flight)
+            self._reap()
+        finally:
+            for task in self._in_flight:  # cancelled while waiting: stop the writes too
+                task.cancel()
         await self.next_step.join()

@@ -28,7 +28,6 @@ from lectr.settings import Settings
 
 log = logging.getLogger(__name__)
 
-POOL_MAX_SIZE = 4
 COMMAND_TIMEOUT_S = 120.0
 
 
@@ -65,7 +64,8 @@ async def serve(settings: Settings, consumer_settings: ConsumerSettings, *, drai
     pool = await asyncpg.create_pool(
         asyncpg_dsn(settings.database_url),
         min_size=0,
-        max_size=POOL_MAX_SIZE,
+        # One connection per writer, one for prices and health rows.
+        max_size=consumer_settings.writers + 1,
         command_timeout=COMMAND_TIMEOUT_S,
     )
     assert pool is not None

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 
 from consumers.clock import Clock
+from consumers.pricing import Price as PriceVersion
 from consumers.pricing import PriceBook, PriceCache
 from consumers.retry import retry_transient
 from consumers.stats import Stats
@@ -20,19 +21,23 @@ from schema.events import RequestEvent
 log = logging.getLogger(__name__)
 
 
-def priced(book: PriceBook, event: RequestEvent) -> RequestEvent:
-    """``event`` with ``cost_usd`` from ``book`` (None when its model has no price)."""
-    model = event.actual_model or event.requested_model
-    price = book.price(event.provider, model, event.created_at)
+def price_of(book: PriceBook, event: RequestEvent) -> PriceVersion | None:
+    return book.price(event.provider, event.actual_model or event.requested_model, event.created_at)
+
+
+def with_cost(event: RequestEvent, price: PriceVersion | None) -> RequestEvent:
+    """``event`` with its cost at ``price`` (None without a price)."""
     cost = None
     if price is not None:
         cost = price.cost(event.input_tokens, event.output_tokens, event.cached_tokens)
+    if cost == event.cost_usd and (cost is None) == (event.cost_usd is None):
+        return event
     return dataclasses.replace(event, cost_usd=cost)
 
 
-def is_unpriced(book: PriceBook, event: RequestEvent) -> bool:
-    model = event.actual_model or event.requested_model
-    return book.price(event.provider, model, event.created_at) is None
+def priced(book: PriceBook, event: RequestEvent) -> RequestEvent:
+    """``event`` with ``cost_usd`` from ``book`` (None when its model has no price)."""
+    return with_cost(event, price_of(book, event))
 
 
 class Price:
@@ -69,14 +74,14 @@ class Price:
         await self.next_step.submit(envelope)
 
     def _price(self, book: PriceBook, event: RequestEvent) -> RequestEvent:
-        if is_unpriced(book, event):
+        price = price_of(book, event)
+        if price is None:
             self.stats.events_unpriced += 1
             key = (event.provider, event.actual_model or event.requested_model)
             if key not in self._reported:
                 self._reported.add(key)
                 log.warning("no price for %s model %r: its cost stays empty", *key)
-            return dataclasses.replace(event, cost_usd=None)
-        return priced(book, event)
+        return with_cost(event, price)
 
     def _count_retry(self) -> None:
         self.stats.database_retries += 1

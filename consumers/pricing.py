@@ -88,6 +88,7 @@ class PriceBook:
             prices.sort(key=lambda p: p.effective_from)
         self._versions = versions
         self._starts = {k: [p.effective_from for p in v] for k, v in versions.items()}
+        self._resolved: dict[tuple[str, str], tuple[str, str] | None] = {}
 
     def __len__(self) -> int:
         return len(self._versions)
@@ -96,13 +97,26 @@ class PriceBook:
         """The price in force at ``at``, or None when the model has none then."""
         if not model:
             return None
-        for prov in (provider, *PROVIDER_ALIASES.get(provider, ())):
-            for name in candidate_names(model):
-                key = (prov, name)
-                if key in self._versions:
-                    index = bisect.bisect_right(self._starts[key], at) - 1
-                    return self._versions[key][index] if index >= 0 else None
-        return None
+        key = self._resolve(provider, model)
+        if key is None:
+            return None
+        index = bisect.bisect_right(self._starts[key], at) - 1
+        return self._versions[key][index] if index >= 0 else None
+
+    def _resolve(self, provider: str, model: str) -> tuple[str, str] | None:
+        """The priced (provider, model) that ``model`` maps to, remembered per name."""
+        asked = (provider, model)
+        if asked not in self._resolved:
+            self._resolved[asked] = next(
+                (
+                    (prov, name)
+                    for prov in (provider, *PROVIDER_ALIASES.get(provider, ()))
+                    for name in candidate_names(model)
+                    if (prov, name) in self._versions
+                ),
+                None,
+            )
+        return self._resolved[asked]
 
 
 LOAD_SQL = """

@@ -33,6 +33,7 @@ class ConsumerSettings:
     flush_interval_s: float = 5.0
     prefetch: int = 200
     tokenise_threads: int = 2
+    writers: int = 2
     retry_backoff_max_s: float = 30.0
     price_refresh_s: float = 300.0
     health_interval_s: float = 30.0
@@ -53,6 +54,7 @@ class ConsumerSettings:
             tokenise_threads=read(
                 "LECTR_CONSUMER_TOKENISE_THREADS", d.tokenise_threads, positive_int
             ),
+            writers=read("LECTR_CONSUMER_WRITERS", d.writers, positive_int),
             retry_backoff_max_s=read(
                 "LECTR_CONSUMER_RETRY_BACKOFF_MAX_S", d.retry_backoff_max_s, positive_float
             ),

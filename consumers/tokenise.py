@@ -83,7 +83,7 @@ class Tokenise:
             future = loop.run_in_executor(self.executor, count_all, envelope.events)
         else:
             future = loop.create_future()
-            future.set_result([e.sanitised() for e in envelope.events])
+            future.set_result([e if e.text is None else e.sanitised() for e in envelope.events])
         self._pending.append((envelope, future))
         await self._forward(wait=len(self._pending) > self.max_pending)
 

@@ -22,13 +22,14 @@ def test_every_variable_is_read() -> None:
             "LECTR_CONSUMER_FLUSH_INTERVAL_S": "0.5",
             "LECTR_CONSUMER_PREFETCH": "1000",
             "LECTR_CONSUMER_TOKENISE_THREADS": "4",
+            "LECTR_CONSUMER_WRITERS": "3",
             "LECTR_CONSUMER_RETRY_BACKOFF_MAX_S": "10",
             "LECTR_CONSUMER_PRICE_REFRESH_S": "60",
             "LECTR_CONSUMER_HEALTH_INTERVAL_S": "15",
             "LECTR_CONSUMER_SHUTDOWN_TIMEOUT_S": "20",
         }
     )
-    assert settings == ConsumerSettings(500, 0.5, 1000, 4, 10.0, 60.0, 15.0, 20.0)
+    assert settings == ConsumerSettings(500, 0.5, 1000, 4, 3, 10.0, 60.0, 15.0, 20.0)
 
 
 @pytest.mark.parametrize(

@@ -210,6 +210,7 @@ async def test_insert_retries_with_capped_backoff_and_acks_nothing_meanwhile(
     org = uuid.uuid4()
     batch = Batch([Envelope(FakeDelivery(), events=[make_event(org_id=org, text=None)])])
     await step.submit(batch)
+    await step.join()
     assert clock.slept == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0]
     assert stats.database_retries == 8
     assert out.items == [batch] and batch.inserted == 1
@@ -229,6 +230,7 @@ async def test_a_message_whose_rows_cannot_be_stored_is_marked_and_the_rest_stor
         good = Envelope(FakeDelivery(), events=[make_event(org_id=org, text=None)])
         step = Insert(out, pool, Stats(), clock=clock, retry_max_wait_s=1)
         await step.submit(Batch([good, bad]))
+        await step.join()
     finally:
         await db.execute("ALTER TABLE request_logs DROP CONSTRAINT ck_test_status")
     assert good.failed is None and bad.failed is not None and "CheckViolation" in bad.failed
@@ -241,6 +243,22 @@ class _Exchange:
 
     async def publish(self, message: aio_pika.Message, routing_key: str) -> None:
         self.published.append((message.body, routing_key))
+
+
+async def test_insert_writes_at_most_writers_batches_at_once(pool: asyncpg.Pool) -> None:
+    out = Collect()
+    out.block = asyncio.Event()
+    step = Insert(out, pool, Stats(), clock=ManualClock(), retry_max_wait_s=1, writers=2)
+    batches = [Batch([Envelope(FakeDelivery(), events=[make_event(text=None)])]) for _ in range(3)]
+    await step.submit(batches[0])
+    await step.submit(batches[1])
+    third = asyncio.ensure_future(step.submit(batches[2]))
+    await asyncio.sleep(0.3)
+    assert not third.done() and step.held == 2  # both writers wait on the next step
+    out.block.set()
+    await third
+    await step.join()
+    assert sorted(map(id, out.items)) == sorted(map(id, batches))
 
 
 async def test_commit_publishes_the_stored_events_then_settles_every_message() -> None:
