@@ -32,6 +32,7 @@ from tests.support.providers import FakeProviders
 
 PEPPER = "test-pepper-0123456789abcdef"
 PROVIDER_KEY = "sk-test-provider-key-0123456789"
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
 
 @dataclass
@@ -94,13 +95,15 @@ async def fake() -> AsyncIterator[FakeProviders]:
 async def start_proxy(
     database_url: str, amqp_url: str, broker_names: BrokerNames, fake: FakeProviders
 ) -> AsyncIterator[StartProxy]:
-    """Start a proxy: ``await start_proxy(**ProxySettings fields, amqp_url=...)``."""
+    """Start a proxy: ``await start_proxy(amqp=url, database=url, **ProxySettings fields)``."""
     started: list[RunningProxy] = []
 
-    async def start(*, amqp: str | None = None, **overrides: Any) -> RunningProxy:
+    async def start(
+        *, amqp: str | None = None, database: str | None = None, **overrides: Any
+    ) -> RunningProxy:
         names = BrokerNames(f"{broker_names.prefix}_{uuid.uuid4().hex[:8]}")
         settings = Settings(
-            database_url=database_url,
+            database_url=database or database_url,
             amqp_url=amqp or amqp_url,
             key_pepper=PEPPER,
             broker_prefix=names.prefix,
@@ -143,3 +146,26 @@ async def org(db: asyncpg.Connection) -> IssuedKey:
 
 def lectr_headers(org: IssuedKey, **extra: str) -> dict[str, str]:
     return {"X-Lectr-Key": org.key, "Authorization": f"Bearer {PROVIDER_KEY}", **extra}
+
+
+async def chat(
+    proxy: RunningProxy, org: IssuedKey, model: str, **headers: str
+) -> aiohttp.ClientResponse:
+    async with aiohttp.ClientSession() as session:
+        response = await session.post(
+            f"{proxy.url}/v1/chat/completions",
+            json={"model": model, **CHAT},
+            headers=lectr_headers(org, **headers),
+        )
+        await response.read()
+        return response
+
+
+async def add_rule(db: asyncpg.Connection, org: IssuedKey, **columns: object) -> uuid.UUID:
+    names = ", ".join(columns)
+    values = ", ".join(f"${i}" for i in range(2, len(columns) + 2))
+    return await db.fetchval(
+        f"INSERT INTO routing_rules (org_id, {names}) VALUES ($1, {values}) RETURNING id",
+        org.org_id,
+        *columns.values(),
+    )

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 import aiohttp
 import asyncpg
 import pytest
 
 from lectr.orgs import IssuedKey
-from tests.proxy.conftest import PROVIDER_KEY, RunningProxy, lectr_headers
+from tests.proxy.conftest import CHAT, PROVIDER_KEY, RunningProxy, add_rule, chat, lectr_headers
 from tests.support.providers import FakeProviders
-
-CHAT = {"messages": [{"role": "user", "content": "hi"}]}
-
-
-async def chat(
-    proxy: RunningProxy, org: IssuedKey, model: str, **headers: str
-) -> aiohttp.ClientResponse:
-    async with aiohttp.ClientSession() as session:
-        response = await session.post(
-            f"{proxy.url}/v1/chat/completions",
-            json={"model": model, **CHAT},
-            headers=lectr_headers(org, **headers),
-        )
-        await response.read()
-        return response
 
 
 @pytest.mark.parametrize(
@@ -110,16 +93,6 @@ async def test_azure_without_config_is_a_clear_400(proxy: RunningProxy, org: Iss
         body = await response.json()
     assert response.status == 400
     assert body["error"]["code"] == "azure_config_missing"
-
-
-async def add_rule(db: asyncpg.Connection, org: IssuedKey, **columns: object) -> uuid.UUID:
-    names = ", ".join(columns)
-    values = ", ".join(f"${i}" for i in range(2, len(columns) + 2))
-    return await db.fetchval(
-        f"INSERT INTO routing_rules (org_id, {names}) VALUES ($1, {values}) RETURNING id",
-        org.org_id,
-        *columns.values(),
-    )
 
 
 async def test_rule_rewrites_model_and_provider(
