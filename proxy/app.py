@@ -140,7 +140,7 @@ async def _publisher(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(publisher.run())
     # Serve at once even if the broker is down; events wait in the buffer meanwhile.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(publisher.connected.wait(), 5.0)
+        await asyncio.wait_for(publisher.connected.wait(), state.proxy.broker_wait_s)
     if not publisher.connected.is_set():
         log.warning("the broker is not reachable yet; events are buffered until it is")
     yield

@@ -65,6 +65,9 @@ class ProxySettings:
     # Record an event per request (turn off only to measure the proxy without it).
     record_events: bool = True
     instance: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    # How long start-up waits for the broker before serving anyway (events wait in the
+    # buffer until it is reachable). Not read from the environment.
+    broker_wait_s: float = 5.0
     # Provider name -> upstream base URL override.
     base_urls: Mapping[str, str] = field(default_factory=dict)
 

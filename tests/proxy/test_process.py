@@ -1,0 +1,228 @@
+"""`lectr proxy` as a process: start-up checks, graceful shutdown, workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import aio_pika
+import aiohttp
+import pytest
+from aiohttp import web
+
+from lectr import migrations
+from lectr.broker import BrokerNames, delete_topology
+from lectr.orgs import IssuedKey
+from schema.events import EVENTS_TYPE, RequestEvent, decode_events
+from tests.proxy.conftest import CHAT, PEPPER, lectr_headers
+from tests.support.cli import LECTR
+from tests.support.forwarder import TcpForwarder
+from tests.support.providers import FakeProviders, Received, openai_chunk, sse
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ProxyProcess:
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.port = int(env["LECTR_PROXY_PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [*LECTR, "proxy", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    async def ready(self, timeout_s: float = 20.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        async with aiohttp.ClientSession() as session:
+            while True:
+                assert self.process.poll() is None, self.process.communicate()[1]
+                try:
+                    async with session.get(f"{self.url}/health") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    pass
+                assert asyncio.get_running_loop().time() < deadline, "proxy never became ready"
+                await asyncio.sleep(0.1)
+
+    def exit(self, timeout_s: float = 30.0) -> tuple[int, str]:
+        """Wait for the process to exit by itself: (code, stderr)."""
+        _, stderr = self.process.communicate(timeout=timeout_s)
+        return self.process.returncode, stderr
+
+    def stop(self, timeout_s: float = 30.0) -> tuple[int, str]:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        _, stderr = self.process.communicate(timeout=timeout_s)
+        return self.process.returncode, stderr
+
+
+@pytest.fixture
+async def proxy_env(
+    lectr_env: dict[str, str], broker_names: BrokerNames, amqp_url: str, fake: FakeProviders
+) -> AsyncIterator[dict[str, str]]:
+    names = BrokerNames(f"{broker_names.prefix}_{uuid.uuid4().hex[:8]}")
+    env = {
+        **lectr_env,
+        "LECTR_BROKER_PREFIX": names.prefix,
+        "LECTR_KEY_PEPPER": PEPPER,
+        "LECTR_PROXY_PORT": str(free_port()),
+        "LECTR_INSTANCE_NAME": "proc",
+        **{f"LECTR_{name.upper()}_BASE_URL": url for name, url in fake.base_urls().items()},
+    }
+    yield env
+    connection = await aio_pika.connect(amqp_url)
+    async with connection, connection.channel() as channel:
+        await delete_topology(channel, names)
+
+
+@pytest.fixture
+def start(proxy_env: dict[str, str]) -> Callable[..., ProxyProcess]:
+    started: list[ProxyProcess] = []
+
+    def start_process(*args: str, **env: str) -> ProxyProcess:
+        process = ProxyProcess({**proxy_env, **env}, *args)
+        started.append(process)
+        return process
+
+    yield start_process
+    for process in started:
+        if process.process.poll() is None:
+            process.process.kill()
+            process.process.communicate()
+
+
+async def ingest_events(amqp_url: str, prefix: str) -> list[RequestEvent]:
+    """Every request event on ``prefix``'s ingest queue ([] while it does not exist)."""
+    connection = await aio_pika.connect(amqp_url)
+    events: list[RequestEvent] = []
+    async with connection, connection.channel() as channel:
+        try:
+            queue = await channel.get_queue(BrokerNames(prefix).ingest)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            return []
+        while message := await queue.get(no_ack=True, fail=False):
+            if message.type == EVENTS_TYPE:
+                events.extend(decode_events(message.body).events)
+    return events
+
+
+async def test_sigterm_lets_an_open_stream_finish_and_drains_events(
+    start, org: IssuedKey, fake: FakeProviders, amqp_url: str, proxy_env: dict[str, str]
+) -> None:
+    async def slow(request: web.Request, received: Received) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for word in ("one", "two", "three", "four"):
+            await response.write(sse(openai_chunk("gpt-4o", word)))
+            await asyncio.sleep(0.25)
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    fake.respond_with(slow)
+    proxy = start()
+    await proxy.ready()
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{proxy.url}/v1/chat/completions",
+        json={"model": "gpt-4o", **CHAT, "stream": True},
+        headers=lectr_headers(org),
+    ) as response:
+        await response.content.readuntil(b"\n\n")
+        proxy.process.send_signal(signal.SIGTERM)  # mid-stream
+        rest = await response.read()
+    assert rest.endswith(b"data: [DONE]\n\n") and b"four" in rest
+    code, stderr = await asyncio.to_thread(proxy.stop)
+    assert code == 0, stderr
+    assert "proxy stopped" in stderr
+    [event] = await ingest_events(amqp_url, proxy_env["LECTR_BROKER_PREFIX"])
+    assert event.streaming and event.status_code == 200 and event.error_category is None
+    assert event.proxy_instance == "proc"
+
+
+async def test_refuses_to_start_on_an_old_schema(start, scratch_database_url: str) -> None:
+    await asyncio.to_thread(migrations.migrate, scratch_database_url)
+    await asyncio.to_thread(migrations.downgrade, scratch_database_url, "-1")
+    proxy = start(LECTR_DATABASE_URL=scratch_database_url)
+    code, stderr = await asyncio.to_thread(proxy.exit)
+    assert code == 1
+    assert "run `lectr migrate`" in stderr
+
+
+async def test_unreachable_database_stops_start_up_with_a_clear_message(
+    start, database_url: str, postgres_forwarder: TcpForwarder
+) -> None:
+    postgres_forwarder.cut()
+    proxy = start(LECTR_DATABASE_URL=postgres_forwarder.url_for(database_url))
+    code, stderr = await asyncio.to_thread(proxy.exit)
+    assert code == 1
+    assert "LECTR_DATABASE_URL" in stderr.strip().splitlines()[-1]
+
+
+async def test_starts_and_serves_while_the_broker_is_down(
+    start, org: IssuedKey, amqp_url: str, amqp_forwarder: TcpForwarder, proxy_env: dict[str, str]
+) -> None:
+    amqp_forwarder.cut()
+    proxy = start(LECTR_AMQP_URL=amqp_forwarder.url_for(amqp_url))
+    await proxy.ready()
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{proxy.url}/v1/chat/completions",
+        json={"model": "gpt-4o", **CHAT},
+        headers=lectr_headers(org),
+    ) as response:
+        assert response.status == 200
+    amqp_forwarder.restore()
+    deadline = asyncio.get_running_loop().time() + 15
+    events: list[RequestEvent] = []
+    while not events:  # the proxy declares its queues once the broker is back
+        assert asyncio.get_running_loop().time() < deadline, "event never published"
+        await asyncio.sleep(0.2)
+        events = await ingest_events(amqp_url, proxy_env["LECTR_BROKER_PREFIX"])
+    assert len(events) == 1
+    code, stderr = await asyncio.to_thread(proxy.stop)
+    assert code == 0, stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT balancing is Linux's")
+async def test_workers_share_one_port(
+    start, org: IssuedKey, amqp_url: str, proxy_env: dict[str, str]
+) -> None:
+    proxy = start("--workers", "2")
+    await proxy.ready()
+    seen: set[str] = set()
+    deadline = asyncio.get_running_loop().time() + 20
+    while seen != {"proc-w0", "proc-w1"}:  # both workers are up and answering
+        assert asyncio.get_running_loop().time() < deadline, f"only {seen} answered"
+        async with aiohttp.ClientSession() as session, session.get(f"{proxy.url}/health") as r:
+            if r.status == 200:
+                seen.add((await r.json())["instance"])
+
+    async def one() -> int:
+        # A new connection each time, so the kernel can pick either worker.
+        async with aiohttp.ClientSession() as session, session.post(
+            f"{proxy.url}/v1/chat/completions",
+            json={"model": "gpt-4o", **CHAT},
+            headers=lectr_headers(org),
+        ) as response:
+            return response.status
+
+    assert [await one() for _ in range(24)] == [200] * 24
+    code, stderr = await asyncio.to_thread(proxy.stop)
+    assert code == 0, stderr
+    events = await ingest_events(amqp_url, proxy_env["LECTR_BROKER_PREFIX"])
+    assert len(events) == 24
+    assert {e.proxy_instance for e in events} == {"proc-w0", "proc-w1"}
+    assert not os.environ.get("LECTR_PROXY_WORKER_INDEX")
