@@ -3,7 +3,8 @@
 Run it from the repository root, with Postgres and RabbitMQ running locally (or pointed
 to by ``LECTR_TEST_DATABASE_URL`` / ``LECTR_TEST_AMQP_URL``)::
 
-    .venv/bin/python bench/ingest.py [--events 20000] [--per-message 50] [--batch-size 100]
+    .venv/bin/python bench/ingest.py [--events 20000] [--per-message 50] \\
+        [--batch-size 100] [--writers 2]
 
 It creates its own database (``lectr_bench_<id>``, migrated) and broker topology
 (``lectr_bench_<id>.*``), and drops both at the end. For each workload it pre-publishes
@@ -147,7 +148,9 @@ async def main(args: argparse.Namespace) -> None:
     amqp = await aio_pika.connect(AMQP)
     pool = await asyncpg.create_pool(asyncpg_dsn(db_url), min_size=1, max_size=4)
     assert pool is not None
-    settings = ConsumerSettings(batch_size=args.batch_size, health_interval_s=3600)
+    settings = ConsumerSettings(
+        batch_size=args.batch_size, writers=args.writers, health_interval_s=3600
+    )
     try:
         channel = await amqp.channel()
         topology = await declare_topology(channel, names, delivery_limit=5, replay_max_age="1h")
@@ -160,7 +163,8 @@ async def main(args: argparse.Namespace) -> None:
         await pool.execute("TRUNCATE request_logs, request_rollups")
         copy_rate = len(plain) / await raw_copy(pool, plain)
         print(f"events: {len(plain)} non-streamed, {len(streamed)} streamed; "
-              f"{args.per_message} per message; batch size {args.batch_size}")  # fmt: skip
+              f"{args.per_message} per message; batch size {args.batch_size}, "
+              f"{args.writers} writers")  # fmt: skip
         print(f"raw COPY                {copy_rate:10,.0f} events/s")
         for name, rate in rates.items():
             print(f"consumer {name:<14} {rate:10,.0f} events/s   {rate / copy_rate:6.1%} of COPY")
@@ -175,5 +179,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--per-message", type=int, default=50)
-    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=ConsumerSettings.batch_size)
+    parser.add_argument("--writers", type=int, default=ConsumerSettings.writers)
     uvloop.run(main(parser.parse_args()))

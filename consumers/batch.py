@@ -48,6 +48,10 @@ class BatchStep:
             await self._flush()
         await self.next_step.join()
 
+    def terminate(self) -> None:
+        self._envelopes, self._events = [], 0
+        self.next_step.terminate()
+
     async def _flush(self) -> None:
         batch = Batch(self._envelopes)
         self._envelopes, self._events = [], 0

@@ -64,3 +64,6 @@ class Commit:
 
     async def join(self) -> None:
         return None
+
+    def terminate(self) -> None:
+        return None

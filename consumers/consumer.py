@@ -81,11 +81,13 @@ class Consumer:
             tag = await self.topology.ingest.consume(self._inbox.put)
             consuming = asyncio.create_task(self._consume(chain, stop, drain))
             stopping = asyncio.create_task(stop.wait())
+            finished = False
             try:
                 await asyncio.wait({consuming, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 await asyncio.wait_for(
                     self._finish(consuming, chain, tag), self.settings.shutdown_timeout_s
                 )
+                finished = True
             except TimeoutError:
                 log.error(
                     "could not finish the current batch within %.0f s of being asked to "
@@ -96,6 +98,8 @@ class Consumer:
                 for task in (consuming, stopping):
                     task.cancel()
                 await asyncio.gather(consuming, stopping, return_exceptions=True)
+                if not finished:
+                    chain.terminate()
         await self.report()
 
     async def _finish(self, consuming: asyncio.Task[None], chain: Decode, tag: str) -> None:
@@ -105,6 +109,8 @@ class Consumer:
     async def _consume(self, chain: Decode, stop: asyncio.Event, drain: bool) -> None:
         next_report = self.clock.monotonic() + self.settings.health_interval_s
         while not stop.is_set():
+            if self.topology.ingest.channel.is_closed:
+                raise ConnectionError("the broker closed the consuming channel")
             message = await self._next_message()
             if message is not None:
                 await chain.submit(message)

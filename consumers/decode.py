@@ -86,3 +86,6 @@ class Decode:
 
     async def join(self) -> None:
         await self.next_step.join()
+
+    def terminate(self) -> None:
+        self.next_step.terminate()

@@ -117,3 +117,9 @@ class Insert:
             for task in self._in_flight:  # cancelled while waiting: stop the writes too
                 task.cancel()
         await self.next_step.join()
+
+    def terminate(self) -> None:
+        for task in self._in_flight:
+            task.cancel()
+        self._in_flight.clear()
+        self.next_step.terminate()

@@ -54,10 +54,18 @@ def run(settings: Settings, argv: list[str]) -> int:
     return uvloop.run(serve(settings, consumer_settings, drain=args.drain))
 
 
-async def serve(settings: Settings, consumer_settings: ConsumerSettings, *, drain: bool) -> int:
-    stop = asyncio.Event()
+async def serve(
+    settings: Settings,
+    consumer_settings: ConsumerSettings,
+    *,
+    drain: bool = False,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Consume until ``stop`` is set (by SIGTERM or SIGINT when not given)."""
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    signals = (signal.SIGTERM, signal.SIGINT) if stop is None else ()
+    stop = stop or asyncio.Event()
+    for signum in signals:
         loop.add_signal_handler(signum, stop.set)
     # No connection is opened up front (min_size=0): a database that is down at start-up
     # is waited for like one that goes down later.
@@ -74,6 +82,8 @@ async def serve(settings: Settings, consumer_settings: ConsumerSettings, *, drai
         await _consume_with_reconnects(settings, consumer_settings, pool, stats, stop, drain)
     finally:
         await pool.close()
+        for signum in signals:
+            loop.remove_signal_handler(signum)
     log.info("consumer stopped: %d events stored, %d duplicates, %d invalid",
              stats.events_stored, stats.events_duplicate, stats.events_invalid)  # fmt: skip
     return 0

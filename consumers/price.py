@@ -91,3 +91,6 @@ class Price:
 
     async def join(self) -> None:
         await self.next_step.join()
+
+    def terminate(self) -> None:
+        self.next_step.terminate()

@@ -5,6 +5,8 @@ item and may wait (that wait is the backpressure: the consumer stops taking mess
 and the broker stops sending once ``prefetch`` messages are unacked). ``poll`` lets a
 step act on time (a batch that is old enough). ``join`` finishes everything the step
 holds, passes it on and joins the next step; the consumer calls it on shutdown.
+``terminate`` drops what the step holds without acking it, when the consumer cannot
+finish (the broker connection is gone, or the shutdown deadline passed).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class Step(Protocol[T_contra]):
     async def poll(self) -> None: ...
 
     async def join(self) -> None: ...
+
+    def terminate(self) -> None:
+        """Drop everything held, unacked (the broker redelivers it), and stop at once."""
 
     @property
     def held(self) -> int:

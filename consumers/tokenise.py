@@ -103,3 +103,9 @@ class Tokenise:
         while self._pending:
             await self._forward(wait=True)
         await self.next_step.join()
+
+    def terminate(self) -> None:
+        for _, future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self.next_step.terminate()

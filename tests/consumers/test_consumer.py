@@ -17,11 +17,14 @@ from aio_pika.abc import AbstractConnection
 
 from consumers import tokeniser
 from consumers.consumer import Consumer
+from consumers.main import serve
 from consumers.pricing import load_price_book
 from consumers.stats import Stats
 from lectr.broker import BrokerNames
 from lectr.db import asyncpg_dsn
+from lectr.settings import Settings
 from schema.events import HEALTH_TYPE, HealthSnapshot, decode_events, encode_events
+from tests.conftest import DELIVERY_LIMIT, REPLAY_MAX_AGE
 from tests.consumers.conftest import (
     COMPLETION,
     FAST,
@@ -198,6 +201,44 @@ async def test_postgres_outage_holds_everything_then_stores_each_event_once(
     (rollup,) = await rollup_rows(db, org)
     assert rollup["request_count"] == 90
     assert "retry" in caplog.text
+
+
+async def test_a_lost_broker_connection_is_reopened_and_nothing_is_lost(
+    private_topology, private_names: BrokerNames, database_url: str, amqp_url: str, db,
+    amqp_forwarder: TcpForwarder, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    caplog.set_level(logging.WARNING)
+    settings = Settings(
+        database_url=database_url,
+        amqp_url=amqp_forwarder.url_for(amqp_url),
+        broker_prefix=private_names.prefix,
+        ingest_delivery_limit=DELIVERY_LIMIT,
+        replay_max_age=REPLAY_MAX_AGE,
+    )
+    org = uuid.uuid4()
+    events = org_events(org, 40)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(serve(settings, FAST, stop=stop))
+    try:
+
+        async def stored(n: int) -> bool:
+            return len(await stored_rows(db, org)) >= n
+
+        await publish_events(private_topology, events[:20])
+        await wait_for(lambda: stored(20))
+        amqp_forwarder.cut()
+        await publish_events(private_topology, events[20:])
+        await asyncio.sleep(0.5)
+        assert not serving.done()
+        amqp_forwarder.restore()
+        await wait_for(lambda: stored(40))
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(serving, 20) == 0
+    assert len(await stored_rows(db, org)) == 40
+    (rollup,) = await rollup_rows(db, org)
+    assert rollup["request_count"] == 40
+    assert "broker" in caplog.text
 
 
 async def _true_when(value: bool) -> bool:

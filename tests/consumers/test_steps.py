@@ -46,6 +46,7 @@ class Collect:
     def __init__(self) -> None:
         self.items: list[object] = []
         self.joined = False
+        self.terminated = False
         self.block: asyncio.Event | None = None
 
     @property
@@ -62,6 +63,9 @@ class Collect:
 
     async def join(self) -> None:
         self.joined = True
+
+    def terminate(self) -> None:
+        self.terminated = True
 
 
 def _envelope(events: int) -> Envelope:
@@ -103,6 +107,16 @@ async def test_join_passes_on_the_partial_batch_then_joins_the_next_step() -> No
     await step.submit(_envelope(2))
     await step.join()
     assert [b.event_count for b in out.items] == [2] and out.joined
+
+
+async def test_terminate_drops_the_batch_unacked() -> None:
+    out, clock = Collect(), ManualClock()
+    step = BatchStep(out, clock, batch_size=100, flush_interval_s=5)
+    envelope = _envelope(2)
+    await step.submit(envelope)
+    step.terminate()
+    await step.join()
+    assert out.items == [] and out.terminated and envelope.delivery.settled == []
 
 
 # -- decode -----------------------------------------------------------------------------
@@ -259,6 +273,23 @@ async def test_insert_writes_at_most_writers_batches_at_once(pool: asyncpg.Pool)
     await third
     await step.join()
     assert sorted(map(id, out.items)) == sorted(map(id, batches))
+
+
+async def test_terminate_cancels_writes_in_flight(pool: asyncpg.Pool) -> None:
+    out = Collect()
+    step = Insert(out, _DownPool(pool, 1000), Stats(), clock=_RealSleep(), retry_max_wait_s=1)  # type: ignore[arg-type]
+    delivery = FakeDelivery()
+    await step.submit(Batch([Envelope(delivery, events=[make_event(text=None)])]))
+    await asyncio.sleep(0.05)
+    assert step.held == 1
+    step.terminate()
+    await asyncio.sleep(0)
+    assert step.held == 0 and out.items == [] and delivery.settled == []
+
+
+class _RealSleep(ManualClock):
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 async def test_commit_publishes_the_stored_events_then_settles_every_message() -> None:
