@@ -136,11 +136,14 @@ async def test_sigterm_lets_an_open_stream_finish_and_drains_events(
     fake.respond_with(slow)
     proxy = start()
     await proxy.ready()
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{proxy.url}/v1/chat/completions",
-        json={"model": "gpt-4o", **CHAT, "stream": True},
-        headers=lectr_headers(org),
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{proxy.url}/v1/chat/completions",
+            json={"model": "gpt-4o", **CHAT, "stream": True},
+            headers=lectr_headers(org),
+        ) as response,
+    ):
         await response.content.readuntil(b"\n\n")
         proxy.process.send_signal(signal.SIGTERM)  # mid-stream
         rest = await response.read()
@@ -178,11 +181,14 @@ async def test_starts_and_serves_while_the_broker_is_down(
     amqp_forwarder.cut()
     proxy = start(LECTR_AMQP_URL=amqp_forwarder.url_for(amqp_url))
     await proxy.ready()
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{proxy.url}/v1/chat/completions",
-        json={"model": "gpt-4o", **CHAT},
-        headers=lectr_headers(org),
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{proxy.url}/v1/chat/completions",
+            json={"model": "gpt-4o", **CHAT},
+            headers=lectr_headers(org),
+        ) as response,
+    ):
         assert response.status == 200
     amqp_forwarder.restore()
     deadline = asyncio.get_running_loop().time() + 15
@@ -212,11 +218,14 @@ async def test_workers_share_one_port(
 
     async def one() -> int:
         # A new connection each time, so the kernel can pick either worker.
-        async with aiohttp.ClientSession() as session, session.post(
-            f"{proxy.url}/v1/chat/completions",
-            json={"model": "gpt-4o", **CHAT},
-            headers=lectr_headers(org),
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{proxy.url}/v1/chat/completions",
+                json={"model": "gpt-4o", **CHAT},
+                headers=lectr_headers(org),
+            ) as response,
+        ):
             return response.status
 
     assert [await one() for _ in range(24)] == [200] * 24

@@ -1,0 +1,274 @@
+"""The proxy's pure parts, with chosen inputs: detection, usage, limits, URLs, settings."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from lectr.settings import SettingsError
+from proxy.caches import ProviderConfig, Rule
+from proxy.limits import RateLimiter, StreamLimiter
+from proxy.providers import detect
+from proxy.routing import route
+from proxy.settings import ProxySettings
+from proxy.upstream import AzureConfigMissing, headers_for, provider_key, url_for
+from proxy.usage import BodyReader, StreamScanner, Usage, parse_usage
+
+
+@pytest.mark.parametrize(
+    ("model", "provider"),
+    [
+        ("gpt-4o", "openai"),
+        ("o3", "openai"),
+        ("text-embedding-3-small", "openai"),
+        ("whisper-1", "openai"),
+        ("whisper-large-v3", "groq"),
+        ("claude-opus-5", "anthropic"),
+        ("gemini-2.5-pro", "gemini"),
+        ("meta-llama/llama-4-scout-17b-16e-instruct", "groq"),
+        ("meta-llama/Llama-3.3-70B-Instruct-Turbo", "together"),
+        ("moonshotai/Kimi-K2-Instruct", "together"),
+        ("moonshotai/kimi-k2-instruct", "groq"),
+        ("codestral-latest", "mistral"),
+        ("deepseek-reasoner", "deepseek"),
+        ("grok-4", "xai"),
+        ("my-finetune", None),
+    ],
+)
+def test_detection_by_longest_prefix(model: str, provider: str | None) -> None:
+    assert detect(model) == provider
+
+
+def rule(**fields: object) -> Rule:
+    defaults: dict[str, object] = dict.fromkeys(
+        (
+            "match_feature",
+            "match_task",
+            "match_provider",
+            "match_model",
+            "target_provider",
+            "target_model",
+        )
+    )
+    return Rule(id=uuid.uuid4(), priority=1, **{**defaults, **fields})  # type: ignore[arg-type]
+
+
+def test_first_matching_rule_wins_and_unset_conditions_are_wildcards() -> None:
+    first = rule(match_feature="search", target_model="gpt-4o-mini")
+    second = rule(target_model="gpt-5-nano")
+    chosen = route(
+        [first, second],
+        header=None,
+        rest="chat/completions",
+        model="gpt-4o",
+        feature="search",
+        task=None,
+        default_provider="openai",
+    )
+    assert (chosen.model, chosen.rule_id) == ("gpt-4o-mini", first.id)
+    other = route(
+        [first, second],
+        header=None,
+        rest="chat/completions",
+        model="gpt-4o",
+        feature="chat",
+        task=None,
+        default_provider="openai",
+    )
+    assert (other.model, other.rule_id) == ("gpt-5-nano", second.id)
+
+
+def test_rules_cannot_move_anthropic_native_requests_or_target_unknown_providers() -> None:
+    to_openai = rule(target_provider="openai", target_model="gpt-4o")
+    native = route(
+        [to_openai],
+        header=None,
+        rest="messages",
+        model="claude-opus-5",
+        feature="untagged",
+        task=None,
+        default_provider="openai",
+    )
+    assert (native.provider, native.model, native.rule_id) == ("anthropic", "claude-opus-5", None)
+    unknown = route(
+        [rule(target_provider="nowhere")],
+        header=None,
+        rest="chat/completions",
+        model="gpt-4o",
+        feature="untagged",
+        task=None,
+        default_provider="openai",
+    )
+    assert (unknown.provider, unknown.rule_id) == ("openai", None)
+
+
+def test_usage_shapes_are_normalised() -> None:
+    assert parse_usage({"prompt_tokens": 10, "completion_tokens": 2}) == Usage(10, 2, None)
+    assert parse_usage(
+        {"prompt_tokens": 10, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 4}}
+    ) == Usage(10, 2, 4)
+    # Anthropic counts cache reads and writes apart from input_tokens; Lectr adds them in.
+    assert parse_usage(
+        {
+            "input_tokens": 5,
+            "output_tokens": 3,
+            "cache_read_input_tokens": 100,
+            "cache_creation_input_tokens": 20,
+        }
+    ) == Usage(125, 3, 100)
+    assert parse_usage({"input_tokens": 7, "output_tokens": 1}) == Usage(7, 1, None)
+    assert parse_usage({"prompt_tokens": True}) == Usage(None, 0, None)
+    assert parse_usage("nonsense") is None
+
+
+def test_stream_scanner_handles_events_split_across_chunks() -> None:
+    stream = (
+        b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n'
+        b'data: {"choices":[{"delta":{"content":"lo"}}]}\n\n'
+        b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    scanner = StreamScanner(text_cap=100)
+    for i in range(0, len(stream), 7):  # arbitrary chunk boundaries
+        scanner.feed(stream[i : i + 7])
+    scanner.finish()
+    assert scanner.text == "Hello"
+    assert scanner.usage == Usage(3, 2, None)
+
+
+def test_responses_api_stream_and_tool_calls_are_read() -> None:
+    scanner = StreamScanner(text_cap=100)
+    scanner.feed(
+        b"event: response.output_text.delta\n"
+        b'data: {"type":"response.output_text.delta","delta":"Hi"}\n\n'
+        b'data: {"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{\\"a\\""}}]}}]}\n\n'
+        b"event: response.completed\n"
+        b'data: {"type":"response.completed","response":{"usage":'
+        b'{"input_tokens":4,"output_tokens":1}}}\n\n'
+    )
+    scanner.finish()
+    assert scanner.text == 'Hi{"a"'
+    assert scanner.usage == Usage(4, 1, None)
+
+
+def test_body_reader_returns_text_only_without_usage() -> None:
+    usage, text = BodyReader.read(b'{"usage":{"prompt_tokens":1,"completion_tokens":1}}')
+    assert usage == Usage(1, 1, None) and text is None
+    usage, text = BodyReader.read(b'{"content":[{"type":"text","text":"Hi"}]}')
+    assert usage is None and text == "Hi"
+    assert BodyReader.read(b"not json") == (None, None)
+
+
+def test_rate_limiter_refills_over_time() -> None:
+    now = [0.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    org = uuid.uuid4()
+    assert [limiter.acquire(org, 2) for _ in range(3)] == [0, 0, 30]
+    now[0] = 29.0
+    assert limiter.acquire(org, 2) == 1
+    now[0] = 30.0
+    assert limiter.acquire(org, 2) == 0
+    assert limiter.acquire(org, None) == 0
+
+
+def test_stream_limiter_counts_per_org() -> None:
+    limiter = StreamLimiter()
+    a, b = uuid.uuid4(), uuid.uuid4()
+    assert limiter.acquire(a, 1) and not limiter.acquire(a, 1)
+    assert limiter.acquire(b, 1)
+    limiter.release(a)
+    assert limiter.open_streams(a) == 0 and limiter.acquire(a, 1)
+
+
+def test_upstream_headers_per_provider() -> None:
+    client = [
+        ("Authorization", "Bearer sk-1"),
+        ("X-Lectr-Key", "lc_key_x"),
+        ("x-lectr-feature", "f"),
+        ("Content-Type", "application/json"),
+        ("Connection", "keep-alive"),
+        ("Accept-Encoding", "gzip"),
+        ("OpenAI-Organization", "org-1"),
+    ]
+    key = provider_key(dict(client))
+    assert key == "sk-1"
+    openai = headers_for("openai", client, key)
+    assert openai == {
+        "Authorization": "Bearer sk-1",
+        "Content-Type": "application/json",
+        "OpenAI-Organization": "org-1",
+        "Accept-Encoding": "identity",
+    }
+    anthropic = headers_for("anthropic", client, key)
+    assert anthropic["x-api-key"] == "sk-1" and "Authorization" not in anthropic
+    assert anthropic["anthropic-version"] == "2023-06-01"
+    azure = headers_for("azure", client, key)
+    assert azure["api-key"] == "sk-1" and "Authorization" not in azure
+
+
+def test_urls_and_azure_config() -> None:
+    assert (
+        url_for(
+            "groq", "chat/completions", "", model="llama-3.1-8b-instant", base_urls={}, config=None
+        )
+        == "https://api.groq.com/openai/v1/chat/completions"
+    )
+    assert (
+        url_for(
+            "openai",
+            "files",
+            "limit=2",
+            model=None,
+            base_urls={"openai": "http://gw/v1"},
+            config=None,
+        )
+        == "http://gw/v1/files?limit=2"
+    )
+    config = ProviderConfig("https://acme.openai.azure.com/", "2024-10-21", {"gpt-4o": "prod"})
+    assert (
+        url_for("azure", "embeddings", "", model="gpt-4o", base_urls={}, config=config)
+        == "https://acme.openai.azure.com/openai/deployments/prod/embeddings?api-version=2024-10-21"
+    )
+    with pytest.raises(AzureConfigMissing):
+        url_for("azure", "chat/completions", "", model="gpt-4o", base_urls={}, config=None)
+    with pytest.raises(AzureConfigMissing):
+        url_for(
+            "azure",
+            "chat/completions",
+            "",
+            model="gpt-4o",
+            base_urls={},
+            config=ProviderConfig("https://acme.openai.azure.com", None, {}),
+        )
+
+
+def test_proxy_settings_from_environment() -> None:
+    settings = ProxySettings.from_env(
+        {
+            "LECTR_OPENAI_BASE_URL": "http://127.0.0.1:9000/v1/",
+            "LECTR_PROXY_MAX_BODY_BYTES": "1024",
+            "LECTR_DEFAULT_PROVIDER": "Anthropic",
+            "LECTR_PROXY_RECORD_EVENTS": "off",
+        }
+    )
+    assert settings.base_urls == {"openai": "http://127.0.0.1:9000/v1"}
+    assert settings.max_body_bytes == 1024
+    assert settings.default_provider == "anthropic"
+    assert settings.record_events is False
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LECTR_ANTHROPIC_BASE_URL", "ftp://x"),
+        ("LECTR_PROXY_BUFFER_SIZE", "0"),
+        ("LECTR_UPSTREAM_READ_TIMEOUT_S", "-1"),
+        ("LECTR_DEFAULT_PROVIDER", "azure"),
+        ("LECTR_PROXY_RECORD_EVENTS", "maybe"),
+    ],
+)
+def test_bad_proxy_settings_name_their_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        ProxySettings.from_env({variable: value})
+    assert caught.value.variable == variable
