@@ -27,7 +27,10 @@ log = logging.getLogger("lectr.proxy")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lectr proxy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="lectr proxy",
+        description="Serve /v1/* for clients on LECTR_HOST:LECTR_PROXY_PORT.",
+    )
     parser.add_argument(
         "--workers",
         type=int,
