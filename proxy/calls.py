@@ -13,9 +13,6 @@ from proxy.routing import Route
 from proxy.usage import Usage
 from schema.events import RequestEvent, TokenText
 
-# Fields of a request body that hold its prompt, by API (chat, Anthropic, completions,
-# embeddings and responses).
-_PROMPT_FIELDS = ("system", "messages", "prompt", "input", "instructions")
 ENDPOINT_MAX = 200
 
 
@@ -84,9 +81,25 @@ class Call:
         )
 
     def _token_text(self) -> TokenText:
-        body = self.body if isinstance(self.body, dict) else {}
-        prompt = {name: body[name] for name in _PROMPT_FIELDS if name in body} or None
+        prompt = request_prompt(self.body) if isinstance(self.body, dict) else None
         return TokenText(prompt=prompt, completion=self.completion or "", truncated=self.truncated)
 
     def added_latency_s(self) -> float:
         return max(0.0, self.elapsed_s() - self.upstream_s)
+
+
+def request_prompt(body: dict[str, Any]) -> Any:
+    """The prompt as the consumer counts it: chat messages (with a system prompt or
+    instructions as the first message), else the ``input`` or ``prompt`` as sent."""
+    system = body.get("system") or body.get("instructions")
+    lead = [{"role": "system", "content": system}] if system else []
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        return [*lead, *messages]
+    for name in ("input", "prompt"):
+        value = body.get(name)
+        if value is not None:
+            if lead and isinstance(value, str):
+                return [*lead, {"role": "user", "content": value}]
+            return value
+    return None

@@ -60,9 +60,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
     except LectrError as exc:
         call.fail(exc.status, exc.code, _SOURCES.get(exc.code, "lectr"))
         return exc.response()
-    except asyncio.CancelledError:  # the client went away
-        if call.status == 0 or call.error_category is None:
-            call.fail(call.status or 499, "client_disconnect", "client")
+    except asyncio.CancelledError:  # the client went away, or shutdown's deadline passed
+        if call.error_category is None:
+            if state.draining:
+                call.fail(call.status or 503, "shutdown", "lectr")
+            else:
+                call.fail(call.status or 499, "client_disconnect", "client")
         raise
     finally:
         _record(state, call)

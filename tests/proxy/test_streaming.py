@@ -61,7 +61,7 @@ async def test_stream_without_usage_carries_text_for_counting(
     assert event.input_tokens is None and event.token_source is None
     assert event.text is not None
     assert event.text.completion == "".join(STREAM_WORDS)
-    assert event.text.prompt == {"messages": MESSAGES}
+    assert event.text.prompt == MESSAGES
     assert not event.text.truncated
     assert event.sanitised().text is None
 

@@ -8,6 +8,7 @@ import pytest
 
 from lectr.settings import SettingsError
 from proxy.caches import ProviderConfig, Rule
+from proxy.calls import request_prompt
 from proxy.limits import RateLimiter, StreamLimiter
 from proxy.providers import detect
 from proxy.routing import route
@@ -158,6 +159,21 @@ def test_body_reader_returns_text_only_without_usage() -> None:
     usage, text = BodyReader.read(b'{"content":[{"type":"text","text":"Hi"}]}')
     assert usage is None and text == "Hi"
     assert BodyReader.read(b"not json") == (None, None)
+
+
+def test_prompt_for_counting_takes_each_api_shape() -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    assert request_prompt({"model": "m", "messages": messages}) == messages
+    assert request_prompt({"system": "Be brief", "messages": messages}) == [
+        {"role": "system", "content": "Be brief"},
+        *messages,
+    ]
+    assert request_prompt({"instructions": "Be brief", "input": "hi"}) == [
+        {"role": "system", "content": "Be brief"},
+        {"role": "user", "content": "hi"},
+    ]
+    assert request_prompt({"prompt": ["a", "b"]}) == ["a", "b"]
+    assert request_prompt({"model": "m"}) is None
 
 
 def test_rate_limiter_refills_over_time() -> None:
