@@ -147,10 +147,13 @@ async def test_the_cache_rereads_prices_every_refresh_interval(
         model,
         T0,
     )
-    clock.advance(299)
-    assert (await cache.get()).price("openai", model, T1) is None
-    clock.advance(1)
-    assert (await cache.get()).price("openai", model, T1) is not None
+    try:
+        clock.advance(299)
+        assert (await cache.get()).price("openai", model, T1) is None
+        clock.advance(1)
+        assert (await cache.get()).price("openai", model, T1) is not None
+    finally:  # the session's price table is shared with other tests
+        await db.execute("DELETE FROM model_pricing WHERE model = $1", model)
 
 
 class _FailingPool:
