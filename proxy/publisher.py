@@ -162,18 +162,21 @@ class Publisher:
             with contextlib.suppress(BaseException):
                 await health
 
-    async def _send_in_hand(self) -> None:
+    async def _publish(self, body: bytes, message_type: str, routing_key: str) -> None:
+        """One persistent message, waiting for the broker's confirm (bounded)."""
         assert self._exchange is not None
         message = aio_pika.Message(
-            encode_events(self._in_hand),
+            body,
             content_type=CONTENT_TYPE,
-            type=EVENTS_TYPE,
+            type=message_type,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         await asyncio.wait_for(
-            self._exchange.publish(message, routing_key=broker.INGEST_EVENTS_KEY),
-            CONFIRM_TIMEOUT_S,
+            self._exchange.publish(message, routing_key=routing_key), CONFIRM_TIMEOUT_S
         )
+
+    async def _send_in_hand(self) -> None:
+        await self._publish(encode_events(self._in_hand), EVENTS_TYPE, broker.INGEST_EVENTS_KEY)
         self.published += len(self._in_hand)
         self._in_hand = []
         self._sent.set()
@@ -196,16 +199,7 @@ class Publisher:
             publish_failures=self.publish_failures,
             details=self._health_details(),
         )
-        message = aio_pika.Message(
-            snapshot.encode(),
-            content_type=CONTENT_TYPE,
-            type=HEALTH_TYPE,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        )
-        await asyncio.wait_for(
-            self._exchange.publish(message, routing_key=broker.INGEST_HEALTH_KEY),
-            CONFIRM_TIMEOUT_S,
-        )
+        await self._publish(snapshot.encode(), HEALTH_TYPE, broker.INGEST_HEALTH_KEY)
 
     async def _until_empty(self) -> None:
         while self.depth:

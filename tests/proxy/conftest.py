@@ -11,7 +11,7 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aio_pika
 import aiohttp
@@ -148,9 +148,12 @@ def lectr_headers(org: IssuedKey, **extra: str) -> dict[str, str]:
     return {"X-Lectr-Key": org.key, "Authorization": f"Bearer {PROVIDER_KEY}", **extra}
 
 
-async def chat(
-    proxy: RunningProxy, org: IssuedKey, model: str, **headers: str
-) -> aiohttp.ClientResponse:
+class HasUrl(Protocol):
+    url: str
+
+
+async def chat(proxy: HasUrl, org: IssuedKey, model: str, **headers: str) -> aiohttp.ClientResponse:
+    """One chat completion through ``proxy`` on a new connection; the body is read."""
     async with aiohttp.ClientSession() as session:
         response = await session.post(
             f"{proxy.url}/v1/chat/completions",

@@ -20,7 +20,7 @@ from lectr import migrations
 from lectr.broker import BrokerNames, delete_topology
 from lectr.orgs import IssuedKey
 from schema.events import EVENTS_TYPE, RequestEvent, decode_events
-from tests.proxy.conftest import CHAT, PEPPER, lectr_headers
+from tests.proxy.conftest import CHAT, PEPPER, chat, lectr_headers
 from tests.support.cli import LECTR
 from tests.support.forwarder import TcpForwarder
 from tests.support.providers import FakeProviders, Received, openai_chunk, sse
@@ -181,15 +181,7 @@ async def test_starts_and_serves_while_the_broker_is_down(
     amqp_forwarder.cut()
     proxy = start(LECTR_AMQP_URL=amqp_forwarder.url_for(amqp_url))
     await proxy.ready()
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{proxy.url}/v1/chat/completions",
-            json={"model": "gpt-4o", **CHAT},
-            headers=lectr_headers(org),
-        ) as response,
-    ):
-        assert response.status == 200
+    assert (await chat(proxy, org, "gpt-4o")).status == 200
     amqp_forwarder.restore()
     deadline = asyncio.get_running_loop().time() + 15
     events: list[RequestEvent] = []
@@ -216,19 +208,9 @@ async def test_workers_share_one_port(
             if r.status == 200:
                 seen.add((await r.json())["instance"])
 
-    async def one() -> int:
-        # A new connection each time, so the kernel can pick either worker.
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(
-                f"{proxy.url}/v1/chat/completions",
-                json={"model": "gpt-4o", **CHAT},
-                headers=lectr_headers(org),
-            ) as response,
-        ):
-            return response.status
-
-    assert [await one() for _ in range(24)] == [200] * 24
+    # A new connection each time, so the kernel can pick either worker.
+    statuses = [(await chat(proxy, org, "gpt-4o")).status for _ in range(24)]
+    assert statuses == [200] * 24
     code, stderr = await asyncio.to_thread(proxy.stop)
     assert code == 0, stderr
     events = await ingest_events(amqp_url, proxy_env["LECTR_BROKER_PREFIX"])

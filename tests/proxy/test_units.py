@@ -11,7 +11,7 @@ from proxy.caches import ProviderConfig, Rule
 from proxy.calls import request_prompt
 from proxy.limits import RateLimiter, StreamLimiter
 from proxy.providers import detect
-from proxy.routing import route
+from proxy.routing import Route, route
 from proxy.settings import ProxySettings
 from proxy.upstream import AzureConfigMissing, headers_for, provider_key, url_for
 from proxy.usage import BodyReader, StreamScanner, Usage, parse_usage
@@ -55,52 +55,34 @@ def rule(**fields: object) -> Rule:
     return Rule(id=uuid.uuid4(), priority=1, **{**defaults, **fields})  # type: ignore[arg-type]
 
 
+def chat_route(
+    rules: list[Rule], model: str, feature: str = "untagged", rest: str = "chat/completions"
+) -> Route:
+    return route(
+        rules,
+        header=None,
+        rest=rest,
+        model=model,
+        feature=feature,
+        task=None,
+        default_provider="openai",
+    )
+
+
 def test_first_matching_rule_wins_and_unset_conditions_are_wildcards() -> None:
     first = rule(match_feature="search", target_model="gpt-4o-mini")
     second = rule(target_model="gpt-5-nano")
-    chosen = route(
-        [first, second],
-        header=None,
-        rest="chat/completions",
-        model="gpt-4o",
-        feature="search",
-        task=None,
-        default_provider="openai",
-    )
+    chosen = chat_route([first, second], "gpt-4o", feature="search")
     assert (chosen.model, chosen.rule_id) == ("gpt-4o-mini", first.id)
-    other = route(
-        [first, second],
-        header=None,
-        rest="chat/completions",
-        model="gpt-4o",
-        feature="chat",
-        task=None,
-        default_provider="openai",
-    )
+    other = chat_route([first, second], "gpt-4o", feature="chat")
     assert (other.model, other.rule_id) == ("gpt-5-nano", second.id)
 
 
 def test_rules_cannot_move_anthropic_native_requests_or_target_unknown_providers() -> None:
     to_openai = rule(target_provider="openai", target_model="gpt-4o")
-    native = route(
-        [to_openai],
-        header=None,
-        rest="messages",
-        model="claude-opus-5",
-        feature="untagged",
-        task=None,
-        default_provider="openai",
-    )
+    native = chat_route([to_openai], "claude-opus-5", rest="messages")
     assert (native.provider, native.model, native.rule_id) == ("anthropic", "claude-opus-5", None)
-    unknown = route(
-        [rule(target_provider="nowhere")],
-        header=None,
-        rest="chat/completions",
-        model="gpt-4o",
-        feature="untagged",
-        task=None,
-        default_provider="openai",
-    )
+    unknown = chat_route([rule(target_provider="nowhere")], "gpt-4o")
     assert (unknown.provider, unknown.rule_id) == ("openai", None)
 
 
