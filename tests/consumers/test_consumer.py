@@ -7,7 +7,6 @@ import dataclasses
 import logging
 import subprocess
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -41,8 +40,6 @@ from tests.consumers.conftest import (
     wait_for,
 )
 from tests.support.forwarder import TcpForwarder
-
-OpenChannel = Callable[..., object]
 
 
 async def _consumer(open_channel, pool: asyncpg.Pool, **kwargs: object) -> Consumer:

@@ -119,7 +119,3 @@ async def test_bad_consumer_settings_are_one_line(consumer_env: dict[str, str]) 
     assert result.returncode == 2
     assert result.stderr.startswith("lectr: LECTR_CONSUMER_BATCH_SIZE")
     assert len(result.stderr.strip().splitlines()) == 1
-
-
-async def test_rollups_are_empty_for_an_org_without_events(db) -> None:
-    assert await rollup_rows(db, uuid.uuid4()) == []
