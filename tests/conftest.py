@@ -32,6 +32,7 @@ from lectr import migrations
 from lectr.broker import BrokerNames, declare_topology, delete_topology
 from lectr.db import asyncpg_dsn, drop_database, with_database
 from tests.support.forwarder import TcpForwarder
+from tests.support.providers import FakeProviders
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
@@ -184,6 +185,15 @@ def postgres_forwarder(postgres_server_url: str) -> Iterator[TcpForwarder]:
 def amqp_forwarder(amqp_url: str) -> Iterator[TcpForwarder]:
     """A forwarder to RabbitMQ: connect through ``url_for(amqp_url)``, then cut it."""
     yield from _forwarder(amqp_url)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeProviders]:
+    """Simulated LLM providers on a local port (see tests.support.providers)."""
+    providers = FakeProviders()
+    runner = await providers.start()
+    yield providers
+    await runner.cleanup()
 
 
 @pytest.fixture

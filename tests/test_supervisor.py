@@ -9,11 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-import aio_pika
 import pytest
 
-from lectr import migrations
-from lectr.broker import BrokerNames
 from lectr.supervisor import ProcessSpec, Supervisor, restart_delay
 from tests.conftest import DELIVERY_LIMIT
 from tests.support.cli import run_lectr
@@ -161,23 +158,6 @@ def test_restart_delay_doubles_on_quick_crashes(
     previous_s: float, uptime_s: float, expected_s: float
 ) -> None:
     assert restart_delay(previous_s, uptime_s, first_s=1, max_s=30, stable_after_s=60) == expected_s
-
-
-async def test_lectr_up_migrates_and_declares_the_topology(
-    scratch_database_url: str,
-    lectr_env: dict[str, str],
-    amqp: aio_pika.abc.AbstractConnection,
-    broker_names: BrokerNames,
-) -> None:
-    env = {**lectr_env, "LECTR_DATABASE_URL": scratch_database_url}
-    result = await asyncio.to_thread(run_lectr, "up", env=env)
-    assert result.returncode == 0, result.stderr
-    assert "no Lectr processes are installed yet" in result.stderr
-    assert await migrations.current_revision(scratch_database_url) == migrations.head_revision()
-    channel = await amqp.channel()
-    for name in (broker_names.ingest, broker_names.dead, broker_names.replay):
-        await channel.declare_queue(name, passive=True)  # raises if missing
-    await channel.close()
 
 
 async def test_lectr_up_reports_an_unreachable_broker(lectr_env: dict[str, str]) -> None:

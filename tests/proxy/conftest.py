@@ -84,14 +84,6 @@ StartProxy = Callable[..., Awaitable[RunningProxy]]
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeProviders]:
-    providers = FakeProviders()
-    runner = await providers.start()
-    yield providers
-    await runner.cleanup()
-
-
-@pytest.fixture
 async def start_proxy(
     database_url: str, amqp_url: str, broker_names: BrokerNames, fake: FakeProviders
 ) -> AsyncIterator[StartProxy]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -21,42 +19,19 @@ from lectr.broker import BrokerNames, delete_topology
 from lectr.orgs import IssuedKey
 from schema.events import EVENTS_TYPE, RequestEvent, decode_events
 from tests.proxy.conftest import CHAT, PEPPER, chat, lectr_headers
-from tests.support.cli import LECTR
 from tests.support.forwarder import TcpForwarder
+from tests.support.processes import free_port, start_lectr, wait_for_health
 from tests.support.providers import FakeProviders, Received, openai_chunk, sse
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ProxyProcess:
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.port = int(env["LECTR_PROXY_PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [*LECTR, "proxy", *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        self.process = start_lectr(["proxy", *args], env)
 
     async def ready(self, timeout_s: float = 20.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        async with aiohttp.ClientSession() as session:
-            while True:
-                assert self.process.poll() is None, self.process.communicate()[1]
-                try:
-                    async with session.get(f"{self.url}/health") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                assert asyncio.get_running_loop().time() < deadline, "proxy never became ready"
-                await asyncio.sleep(0.1)
+        await wait_for_health(self.url, self.process, timeout_s)
 
     def exit(self, timeout_s: float = 30.0) -> tuple[int, str]:
         """Wait for the process to exit by itself: (code, stderr)."""
