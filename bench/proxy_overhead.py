@@ -1,0 +1,860 @@
+"""How much the proxy adds over calling the upstream directly, next to a Python floor.
+
+Run from the repository root, with the project's virtualenv:
+
+    .venv/bin/python bench/proxy_overhead.py [--duration S] [--warmup S] [--rounds N]
+
+It needs two CPU cores, Debian's ``nginx-light``, ``wrk`` and ``util-linux`` (taskset)
+(``apt-get install -y nginx-light wrk``), and the local Postgres and RabbitMQ the tests
+use (``--postgres`` / ``--amqp`` to point elsewhere). It creates its own database
+(``lectr_bench_<random>``) and broker prefix, and removes both, its processes and its
+temporary directory when it ends, also on failure or Ctrl-C. The default run takes
+about a minute and a half.
+
+The upstream is nginx answering every ``POST /v1/chat/completions`` at once with a fixed
+completion (usage included). The load generator is wrk. The server under test (the
+proxy, or the pass-through) runs pinned to the first core; wrk and nginx share the
+second, so the process being measured has a core to itself and the load side costs it
+nothing. The exceptions are ``--workers 2`` and its reference, two pass-through
+processes: both may run on both cores.
+
+The floor is a minimal aiohttp pass-through defined in this file (uvloop, one shared
+``ClientSession``, no access log): it reads the body, forwards it to nginx and returns
+the answer with its status. It is what any aiohttp proxy costs on this machine, so the
+ratios to it compare across machines.
+
+Every server side is started first (each on its own port; an idle one costs nothing),
+then each round measures, after a warm-up each time:
+
+* latency at 1 connection (p50 and p99) to nginx directly, through the pass-through and
+  through the proxy (events on); "added" is the difference to direct;
+* requests/s at 64 connections to each of those, to the proxy with events off, to
+  ``lectr proxy --workers 2`` and to two pass-through processes.
+
+Rows are measured back to back and round after round, so background load that comes
+and goes hits them alike; every figure is the median over the rounds. It then prints a
+table, the ratios and one PASS/MISS per target. Targets: added p50 within 1.3x of the
+pass-through's, at least 85 % of its requests/s, events on within 5 % of events off,
+and ``--workers 2`` gaining at least 90 % of what a second pass-through process gains
+(the load side shares the second core, so 2.0x is out of reach here).
+
+Any failed request (wrk's socket errors, responses with status 400 or above) stops the
+run with an error, and so do fewer events published than requests served. A missed
+target does not: the exit status is 0 unless the set-up failed or the run went wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+REPO = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+CHAT_PATH = "/v1/chat/completions"
+REQUEST_BODY = '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'
+COMPLETION = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "gpt-4o-2024-08-06",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 9,
+            "completion_tokens": 9,
+            "total_tokens": 18,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        },
+    },
+    separators=(",", ":"),
+)
+# Tool -> the Debian package that has it.
+TOOLS = {"nginx": "nginx-light", "wrk": "wrk", "taskset": "util-linux"}
+LOAD_CONNECTIONS = 64
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 30.0
+
+# Targets.
+ADDED_P50_MAX = 1.3  # proxy added p50 / pass-through added p50
+RPS_MIN = 0.85  # proxy requests/s / pass-through requests/s
+EVENTS_SPREAD_MAX = 0.05  # |events on / events off - 1|
+WORKERS_GAIN_MIN = 0.9  # (proxy 2 workers / 1) / (pass-through 2 processes / 1)
+
+# Row names.
+DIRECT = "direct to nginx"
+FLOOR = "aiohttp pass-through"
+PROXY = "lectr proxy, events on"
+PROXY_OFF = "lectr proxy, events off"
+PROXY_2 = "lectr proxy --workers 2"
+FLOOR_2 = "pass-through, 2 processes"
+
+
+class SetupError(RuntimeError):
+    """The benchmark cannot run or a request failed: the message says what to do."""
+
+
+# --- the pass-through (the floor) ---------------------------------------------------------
+
+
+async def serve_passthrough(port: int, upstream: str) -> None:
+    """Forward every request to ``upstream`` and answer with its status and body."""
+    import aiohttp
+    from aiohttp import web
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def forward(request: web.Request) -> web.Response:
+            body = await request.read()
+            async with session.request(
+                request.method,
+                upstream + request.path_qs,
+                data=body,
+                headers={"Content-Type": request.content_type},
+            ) as answer:
+                payload = await answer.read()
+                return web.Response(
+                    body=payload, status=answer.status, content_type=answer.content_type
+                )
+
+        async def ready(request: web.Request) -> web.Response:
+            return web.json_response({"pid": os.getpid()})
+
+        app = web.Application()
+        app.router.add_get("/ready", ready)
+        app.router.add_route("*", "/{tail:.*}", forward)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, HOST, port, reuse_port=True, backlog=1024).start()
+        await stop.wait()
+        await runner.cleanup()
+
+
+def run_passthrough(port: int, upstream: str) -> int:
+    import uvloop
+
+    uvloop.run(serve_passthrough(port, upstream))
+    return 0
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cores:
+    server: int  # the proxy or pass-through under test
+    load: int  # wrk and nginx
+
+    @property
+    def both(self) -> str:
+        return f"{self.server},{self.load}"
+
+
+def pick_cores() -> Cores:
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise SetupError(f"this benchmark needs two CPU cores, this process may use {cores}")
+    return Cores(server=cores[0], load=cores[1])
+
+
+def find_tools() -> dict[str, str]:
+    search = os.pathsep.join((os.environ.get("PATH", ""), "/usr/sbin", "/sbin"))
+    found = {tool: shutil.which(tool, path=search) for tool in TOOLS}
+    missing = [tool for tool, path in found.items() if path is None]
+    if missing:
+        packages = " ".join(sorted({TOOLS[tool] for tool in missing}))
+        raise SetupError(
+            f"missing {', '.join(missing)}: install with `apt-get install -y {packages}`"
+        )
+    return {tool: path for tool, path in found.items() if path is not None}
+
+
+def accepts(port: int) -> bool:
+    with socket.create_connection((HOST, port), timeout=1):
+        return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A child process in its own session, its output in a log file."""
+
+    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.log_path = log
+        self._log: IO[bytes] = log.open("wb")
+        self.process = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def check_running(self) -> None:
+        code = self.process.poll()
+        if code is not None:
+            raise SetupError(f"{self.name} exited with status {code}:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(f"  | {line}" for line in text[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                print(f"warning: {self.name} ignored SIGTERM; killing it", file=sys.stderr)
+        with contextlib.suppress(ProcessLookupError):  # anything left in its session
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._log.close()
+
+
+@contextlib.contextmanager
+def running(name: str, argv: Sequence[str], env: dict[str, str], log: Path) -> Iterator[Server]:
+    server = Server(name, argv, env, log)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def wait_until(server: Server, ready: Any, what: str) -> None:
+    """Poll ``ready()`` until it is true; fail if ``server`` dies or it takes too long."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        server.check_running()
+        with contextlib.suppress(OSError, ValueError):
+            if ready():
+                return
+        if time.monotonic() > deadline:
+            raise SetupError(f"{server.name}: no {what} after {START_TIMEOUT_S:.0f} s")
+        time.sleep(0.05)
+
+
+def get_json(url: str) -> dict[str, Any]:
+    """GET ``url`` on a new connection; the JSON body, whatever the status."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return dict(json.load(response))
+    except urllib.error.HTTPError as exc:
+        return dict(json.load(exc))
+
+
+def wait_for_distinct(server: Server, url: str, field_name: str, count: int) -> None:
+    """Wait until new connections to ``url`` have reached ``count`` different processes
+    (told apart by ``field_name`` in the JSON answer)."""
+    seen: set[str] = set()
+
+    def ready() -> bool:
+        body = get_json(url)
+        if body.get("status", "ok") == "ok":
+            seen.add(str(body[field_name]))
+        return len(seen) >= count
+
+    wait_until(server, ready, f"{count} ready process(es) at {url}")
+
+
+def post_once(url: str, key: str) -> None:
+    """One request through ``url``: it must answer 200 with the fixed completion."""
+    request = urllib.request.Request(
+        url, data=REQUEST_BODY.encode(), headers=request_headers(key), method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.load(response)
+    except urllib.error.HTTPError as exc:
+        raise SetupError(f"POST {url} answered {exc.code}: {exc.read()[:500]!r}") from None
+    if body.get("usage") is None:
+        raise SetupError(f"POST {url} answered something else: {body!r:.500}")
+
+
+def request_headers(key: str) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "Authorization": "Bearer sk-bench",
+        "X-Lectr-Key": key,
+    }
+
+
+# --- nginx, the upstream --------------------------------------------------------------------
+
+
+def nginx_config(root: Path, port: int) -> str:
+    temp_paths = "\n".join(
+        f"    {kind}_temp_path {root / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""\
+daemon off;
+master_process off;
+worker_processes 1;
+pid {root / "nginx.pid"};
+error_log {root / "error.log"} warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+{temp_paths}
+    server {{
+        listen {HOST}:{port} backlog=1024;
+        location = {CHAT_PATH} {{
+            default_type application/json;
+            return 200 '{COMPLETION}';
+        }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def nginx(tools: dict[str, str], tmp: Path, core: int) -> Iterator[str]:
+    """nginx on ``core``, answering the chat path; yields its base URL."""
+    root = tmp / "nginx"
+    root.mkdir()
+    port = free_port()
+    config = root / "nginx.conf"
+    config.write_text(nginx_config(root, port))
+    argv = [tools["taskset"], "-c", str(core), tools["nginx"]]
+    argv += ["-p", str(root), "-c", str(config), "-e", str(root / "error.log")]
+    with running("nginx", argv, dict(os.environ), tmp / "nginx.log") as server:
+        base = f"http://{HOST}:{port}"
+        wait_until(server, lambda: accepts(port), "listening port")
+        post_once(base + CHAT_PATH, "none")
+        yield base
+
+
+# --- wrk, the load ----------------------------------------------------------------------------
+
+WRK_SCRIPT = """\
+wrk.method = "POST"
+wrk.body = [[{body}]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer sk-bench"
+wrk.headers["X-Lectr-Key"] = "{key}"
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f\\n",
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Sample:
+    requests: int
+    duration_s: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.duration_s
+
+
+@dataclass
+class Wrk:
+    tool: str
+    taskset: str
+    script: Path
+    core: int
+    warmup_s: int
+    duration_s: int
+    # Requests completed so far by URL, warm-ups included.
+    sent: Counter[str] = field(default_factory=Counter)
+
+    def measure(self, url: str, connections: int) -> Sample:
+        """A warm-up, then the measured run."""
+        if self.warmup_s > 0:
+            self._run(url, connections, self.warmup_s)
+        return self._run(url, connections, self.duration_s)
+
+    def _run(self, url: str, connections: int, seconds: int) -> Sample:
+        argv = [self.taskset, "-c", str(self.core), self.tool, "-t1", f"-c{connections}"]
+        argv += [f"-d{seconds}s", "--timeout", "5s", "-s", str(self.script), url]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+        line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        if done.returncode != 0 or line is None:
+            raise SetupError(f"wrk failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        numbers = [float(word) for word in line.split()[1:]]
+        requests, duration_us, connect, read, write, status, timeout, p50, p99 = numbers
+        self.sent[url] += int(requests)
+        failed = {"connect": connect, "read": read, "write": write, "timeout": timeout}
+        failed = {kind: int(count) for kind, count in failed.items() if count}
+        if status or failed:
+            raise SetupError(
+                f"requests to {url} failed: {int(status)} answered with status >= 400, "
+                f"socket errors {failed or 'none'}, out of {int(requests)}"
+            )
+        return Sample(int(requests), duration_us / 1e6, p50 / 1000.0, p99 / 1000.0)
+
+
+def write_wrk_script(tmp: Path, key: str) -> Path:
+    path = tmp / "post.lua"
+    path.write_text(WRK_SCRIPT.format(body=REQUEST_BODY, key=key))
+    return path
+
+
+# --- Lectr: database, broker, key, proxy ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lectr:
+    env: dict[str, str]
+    database_url: str
+    amqp_url: str
+    prefix: str
+
+
+def lectr_settings(postgres: str, amqp: str, upstream: str) -> Lectr:
+    tag = f"lectr_bench_{secrets.token_hex(4)}"
+    database_url = f"{postgres.rstrip('/')}/{tag}"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LECTR_")}
+    env.update(
+        LECTR_DATABASE_URL=database_url,
+        LECTR_AMQP_URL=amqp,
+        LECTR_BROKER_PREFIX=tag,
+        LECTR_KEY_PEPPER=secrets.token_urlsafe(24),
+        LECTR_HOST=HOST,
+        LECTR_OPENAI_BASE_URL=f"{upstream}/v1",
+        LECTR_LOG_LEVEL="WARNING",
+    )
+    return Lectr(env, database_url, amqp, tag)
+
+
+def lectr_command(lectr: Lectr, *args: str) -> str:
+    argv = [sys.executable, "-m", "lectr", *args]
+    done = subprocess.run(argv, env=lectr.env, cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SetupError(f"`lectr {' '.join(args)}` failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def create_org_key(lectr: Lectr) -> str:
+    lectr_command(lectr, "migrate")
+    issued = json.loads(lectr_command(lectr, "org", "create", "bench", "--json"))
+    return str(issued["key"])
+
+
+async def _delete_broker_names(amqp_url: str, prefix: str) -> None:
+    import aio_pika
+
+    from lectr.broker import BrokerNames, delete_topology
+
+    connection = await aio_pika.connect(amqp_url, timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        await delete_topology(channel, BrokerNames(prefix))
+
+
+def remove_lectr_data(lectr: Lectr) -> None:
+    """Drop the database and delete the broker names; warn (do not fail) on trouble."""
+    from lectr.db import drop_database
+
+    for what, work in (
+        (f"database {lectr.prefix}", lambda: drop_database(lectr.database_url)),
+        (
+            f"broker names {lectr.prefix}.*",
+            lambda: _delete_broker_names(lectr.amqp_url, lectr.prefix),
+        ),
+    ):
+        try:
+            asyncio.run(work())
+        except Exception as exc:
+            print(f"warning: could not remove {what}: {exc}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def proxy(
+    lectr: Lectr, tmp: Path, taskset: str, cores: str, *, workers: int, events: bool
+) -> Iterator[str]:
+    """``lectr proxy`` on ``cores``; yields its base URL once every worker is ready."""
+    port = free_port()
+    env = {**lectr.env, "LECTR_PROXY_PORT": str(port)}
+    env["LECTR_PROXY_RECORD_EVENTS"] = "on" if events else "off"
+    argv = [taskset, "-c", cores, sys.executable, "-m", "lectr", "proxy"]
+    argv += ["--workers", str(workers)]
+    name = f"lectr proxy (workers {workers}, events {'on' if events else 'off'})"
+    log = tmp / f"proxy-w{workers}-{'on' if events else 'off'}.log"
+    with running(name, argv, env, log) as server:
+        url = f"http://{HOST}:{port}"
+        wait_for_distinct(server, f"{url}/health", "instance", workers)
+        yield url
+        server.check_running()
+
+
+def proxy_events(url: str) -> dict[str, int]:
+    """The proxy's event counters, once its buffer is empty (or after 10 s)."""
+    deadline = time.monotonic() + 10.0
+    health = get_json(f"{url}/health")
+    while health["buffer_depth"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+        health = get_json(f"{url}/health")
+    return {name: int(health[name]) for name in ("events_published", "events_dropped")} | {
+        "buffer_depth": int(health["buffer_depth"])
+    }
+
+
+@contextlib.contextmanager
+def passthrough(
+    upstream: str, tmp: Path, taskset: str, cores: str, processes: int
+) -> Iterator[str]:
+    """``processes`` pass-through servers sharing one port on ``cores``; yields the URL."""
+    port = free_port()
+    argv = [taskset, "-c", cores, sys.executable, str(Path(__file__).resolve())]
+    argv += ["--serve-passthrough", str(port), "--upstream", upstream]
+    with contextlib.ExitStack() as stack:
+        servers = [
+            stack.enter_context(
+                running(f"pass-through {index}", argv, dict(os.environ), tmp / f"pt{index}.log")
+            )
+            for index in range(processes)
+        ]
+        url = f"http://{HOST}:{port}"
+        wait_for_distinct(servers[0], f"{url}/ready", "pid", processes)
+        yield url
+        for server in servers:
+            server.check_running()
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+LATENCY_ROWS = (DIRECT, FLOOR, PROXY)
+LOAD_ROWS = (DIRECT, FLOOR, PROXY, PROXY_OFF, PROXY_2, FLOOR_2)
+
+
+@dataclass
+class Results:
+    # Row -> one sample per round, at 1 connection and at LOAD_CONNECTIONS.
+    latency: dict[str, list[Sample]] = field(default_factory=dict)
+    load: dict[str, list[Sample]] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+    proxy_sent: int = 0  # requests wrk completed through the events-on proxy
+
+    def p50(self, name: str) -> float:
+        return statistics.median(sample.p50_ms for sample in self.latency[name])
+
+    def p99(self, name: str) -> float:
+        return statistics.median(sample.p99_ms for sample in self.latency[name])
+
+    def rps(self, name: str) -> float:
+        return statistics.median(sample.rps for sample in self.load[name])
+
+    def rps_spread(self, name: str) -> float:
+        """(highest - lowest) / median requests/s over the rounds."""
+        values = [sample.rps for sample in self.load[name]]
+        return (max(values) - min(values)) / statistics.median(values)
+
+
+@dataclass(frozen=True)
+class Bench:
+    tools: dict[str, str]
+    cores: Cores
+    tmp: Path
+    upstream: str
+    lectr: Lectr
+    wrk: Wrk
+    rounds: int
+    load_before: float
+
+    def start_all(self, stack: contextlib.ExitStack, key: str) -> dict[str, str]:
+        """Every server side, each on its own port (idle ones cost nothing); row -> URL."""
+        one, both, taskset = str(self.cores.server), self.cores.both, self.tools["taskset"]
+        servers = {
+            FLOOR: passthrough(self.upstream, self.tmp, taskset, one, 1),
+            FLOOR_2: passthrough(self.upstream, self.tmp, taskset, both, 2),
+            PROXY: proxy(self.lectr, self.tmp, taskset, one, workers=1, events=True),
+            PROXY_OFF: proxy(self.lectr, self.tmp, taskset, one, workers=1, events=False),
+            PROXY_2: proxy(self.lectr, self.tmp, taskset, both, workers=2, events=True),
+        }
+        urls = {DIRECT: self.upstream}
+        for name, server in servers.items():
+            urls[name] = stack.enter_context(server)
+            post_once(urls[name] + CHAT_PATH, key)
+        return urls
+
+    def round(self, index: int, urls: dict[str, str], results: Results) -> None:
+        print(f"  round {index + 1} of {self.rounds}:", end="", flush=True)
+        for name in LATENCY_ROWS:
+            sample = self.wrk.measure(urls[name] + CHAT_PATH, 1)
+            results.latency.setdefault(name, []).append(sample)
+            print(".", end="", flush=True)
+        for name in LOAD_ROWS:
+            sample = self.wrk.measure(urls[name] + CHAT_PATH, LOAD_CONNECTIONS)
+            results.load.setdefault(name, []).append(sample)
+            print(".", end="", flush=True)
+        print(f" proxy {results.load[PROXY][-1].rps:,.0f} req/s", flush=True)
+
+
+def measure(bench: Bench, key: str) -> Results:
+    """Every row once per round, round after round, so drifting background load on the
+    machine hits every row alike; each figure is the median over the rounds."""
+    results = Results()
+    with contextlib.ExitStack() as stack:
+        urls = bench.start_all(stack, key)
+        for index in range(bench.rounds):
+            bench.round(index, urls, results)
+        results.proxy_sent = bench.wrk.sent[urls[PROXY] + CHAT_PATH] + 1  # and post_once
+        results.events = proxy_events(urls[PROXY])
+    return results
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def print_table(results: Results) -> None:
+    direct_p50, direct_p99 = results.p50(DIRECT), results.p99(DIRECT)
+    direct_rps, floor_rps = results.rps(DIRECT), results.rps(FLOOR)
+    print(
+        f"{'':28}{'p50 ms':>8}{'p99 ms':>8}{'+p50 ms':>9}{'+p99 ms':>9}"
+        f"{'req/s':>9}{'spread':>8}{'/direct':>9}{'/floor':>8}"
+    )
+    for name in LOAD_ROWS:
+        cells = ["-"] * 4
+        if name in results.latency:
+            p50, p99 = results.p50(name), results.p99(name)
+            cells[:2] = f"{p50:.3f}", f"{p99:.3f}"
+            if name != DIRECT:
+                cells[2:] = f"{p50 - direct_p50:.3f}", f"{p99 - direct_p99:.3f}"
+        rps = results.rps(name)
+        print(
+            f"{name:28}{cells[0]:>8}{cells[1]:>8}{cells[2]:>9}{cells[3]:>9}"
+            f"{rps:>9,.0f}{results.rps_spread(name):>8.0%}"
+            f"{rps / direct_rps:>9.3f}{rps / floor_rps:>8.3f}"
+        )
+    print(
+        "(medians over the rounds; spread: highest minus lowest req/s over the median; "
+        "+: added over direct)"
+    )
+
+
+@dataclass(frozen=True)
+class Ratios:
+    added_p50: float
+    added_p99: float
+    rps: float
+    events: float
+    workers: float
+    floor_workers: float
+
+    @classmethod
+    def of(cls, results: Results) -> Ratios:
+        p50, p99, rps = results.p50, results.p99, results.rps
+        return cls(
+            added_p50=(p50(PROXY) - p50(DIRECT)) / (p50(FLOOR) - p50(DIRECT)),
+            added_p99=(p99(PROXY) - p99(DIRECT)) / (p99(FLOOR) - p99(DIRECT)),
+            rps=rps(PROXY) / rps(FLOOR),
+            events=rps(PROXY) / rps(PROXY_OFF),
+            workers=rps(PROXY_2) / rps(PROXY),
+            floor_workers=rps(FLOOR_2) / rps(FLOOR),
+        )
+
+
+def print_ratios(ratios: Ratios) -> None:
+    print("Ratios")
+    for label, value in (
+        ("added p50, proxy / pass-through", ratios.added_p50),
+        ("added p99, proxy / pass-through", ratios.added_p99),
+        ("req/s, proxy / pass-through", ratios.rps),
+        ("req/s, proxy events on / off", ratios.events),
+        ("req/s, proxy --workers 2 / 1", ratios.workers),
+        ("req/s, pass-through 2 processes / 1", ratios.floor_workers),
+    ):
+        print(f"  {label:38}{_ratio(value):>8}")
+
+
+def targets(ratios: Ratios) -> list[tuple[str, bool, str]]:
+    gain = ratios.workers / ratios.floor_workers
+    return [
+        (
+            f"added p50 <= {ADDED_P50_MAX}x pass-through",
+            ratios.added_p50 <= ADDED_P50_MAX,
+            _ratio(ratios.added_p50),
+        ),
+        (
+            f"req/s >= {RPS_MIN:.0%} of pass-through",
+            ratios.rps >= RPS_MIN,
+            f"{ratios.rps:.0%}",
+        ),
+        (
+            f"events on within {EVENTS_SPREAD_MAX:.0%} of off",
+            abs(ratios.events - 1.0) <= EVENTS_SPREAD_MAX,
+            f"{ratios.events - 1.0:+.1%}",
+        ),
+        (
+            f"--workers 2 gain >= {WORKERS_GAIN_MIN:.0%} of pass-through's",
+            gain >= WORKERS_GAIN_MIN,
+            f"{gain:.0%}",
+        ),
+    ]
+
+
+def print_events(results: Results) -> bool:
+    """Print the events-on proxy's counters; False when events went missing."""
+    published, dropped = results.events["events_published"], results.events["events_dropped"]
+    left = results.events["buffer_depth"]
+    print(
+        f"Events (proxy, events on): {published:,} published, {dropped:,} dropped, "
+        f"{left:,} still buffered, for {results.proxy_sent:,} requests wrk completed"
+    )
+    if published + dropped + left < results.proxy_sent:
+        print("ERROR: fewer events than requests: the proxy did not record every request")
+        return False
+    return True
+
+
+def report(results: Results, bench: Bench) -> int:
+    cores = bench.cores
+    print(
+        f"\nLectr proxy overhead: {bench.rounds} rounds; each {bench.wrk.duration_s:g} s "
+        f"measurement after a {bench.wrk.warmup_s:g} s warm-up; wrk -t1, 1 and "
+        f"{LOAD_CONNECTIONS} connections"
+    )
+    print(
+        f"Cores: proxy / pass-through on {cores.server}, wrk and nginx on {cores.load}; "
+        f"--workers 2 and the 2 pass-through processes on {cores.both}"
+    )
+    print(f"Load average (1 min) before / after: {load_note(bench.load_before)}\n")
+    print_table(results)
+    print()
+    ratios = Ratios.of(results)
+    print_ratios(ratios)
+    print()
+    events_ok = print_events(results)
+    print("Targets")
+    for label, ok, value in targets(ratios):
+        print(f"  {label:44}{'PASS' if ok else 'MISS'}  {value}")
+    return 0 if events_ok else 1
+
+
+def load_note(before: float) -> str:
+    after = os.getloadavg()[0]
+    note = "" if before < 0.5 else "  (other work was running: expect noise)"
+    return f"{before:.2f} / {after:.2f}{note}"
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Proxy overhead over direct-to-upstream, next to an aiohttp pass-through."
+    )
+    parser.add_argument(
+        "--duration", type=int, default=2, help="whole seconds per measurement (default 2)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="whole warm-up seconds before each (default 1)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds over every measurement (default 3)"
+    )
+    parser.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="Postgres server URL without a database (one is created and dropped)",
+    )
+    parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/", help="RabbitMQ")
+    parser.add_argument("--serve-passthrough", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.duration <= 0 or args.warmup < 0 or args.rounds < 1:
+        parser.error("--duration and --rounds must be positive, --warmup not negative")
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
+    tools = find_tools()
+    cores = pick_cores()
+    load_before = os.getloadavg()[0]
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lectr-bench-")))
+        upstream = stack.enter_context(nginx(tools, tmp, cores.load))
+        lectr = lectr_settings(args.postgres, args.amqp, upstream)
+        stack.callback(remove_lectr_data, lectr)
+        print(f"Setting up database and broker prefix {lectr.prefix} ...", flush=True)
+        key = create_org_key(lectr)
+        wrk = Wrk(
+            tools["wrk"],
+            tools["taskset"],
+            write_wrk_script(tmp, key),
+            cores.load,
+            args.warmup,
+            args.duration,
+        )
+        bench = Bench(tools, cores, tmp, upstream, lectr, wrk, args.rounds, load_before)
+        rows = len(LATENCY_ROWS) + len(LOAD_ROWS)
+        seconds = args.rounds * rows * (args.warmup + args.duration)
+        print(f"Measuring: {args.rounds} rounds of {rows} runs, about {seconds:.0f} s", flush=True)
+        results = measure(bench, key)
+        return report(results, bench)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # clean up as on Ctrl-C
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.serve_passthrough is not None:
+        return run_passthrough(args.serve_passthrough, args.upstream)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return run(args)
+    except SetupError as exc:
+        print(f"proxy_overhead: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("proxy_overhead: interrupted; stopped and removed everything", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
