@@ -56,13 +56,19 @@ class ProviderConfig:
     deployments: Mapping[str, str]
 
 
+def _uuid(value: uuid.UUID) -> uuid.UUID:
+    """A plain :class:`uuid.UUID` for asyncpg's own UUID type, which orjson cannot encode
+    natively (each event would fall back to a slow per-field conversion)."""
+    return uuid.UUID(bytes=value.bytes)
+
+
 def _keys(rows: list[asyncpg.Record]) -> dict[str, KeyEntry]:
-    return {r["key_hash"]: KeyEntry(r["id"], r["org_id"]) for r in rows}
+    return {r["key_hash"]: KeyEntry(_uuid(r["id"]), _uuid(r["org_id"])) for r in rows}
 
 
 def _orgs(rows: list[asyncpg.Record]) -> dict[uuid.UUID, OrgEntry]:
     return {
-        r["id"]: OrgEntry(r["status"], r["rate_limit_rpm"], r["max_concurrent_streams"])
+        _uuid(r["id"]): OrgEntry(r["status"], r["rate_limit_rpm"], r["max_concurrent_streams"])
         for r in rows
     }
 
@@ -71,7 +77,7 @@ def _rules(rows: list[asyncpg.Record]) -> dict[uuid.UUID, tuple[Rule, ...]]:
     grouped: dict[uuid.UUID, list[Rule]] = {}
     for r in rows:  # ordered by org, priority
         rule = Rule(
-            r["id"],
+            _uuid(r["id"]),
             r["priority"],
             r["match_feature"],
             r["match_task"],
@@ -80,7 +86,7 @@ def _rules(rows: list[asyncpg.Record]) -> dict[uuid.UUID, tuple[Rule, ...]]:
             r["target_provider"],
             r["target_model"],
         )
-        grouped.setdefault(r["org_id"], []).append(rule)
+        grouped.setdefault(_uuid(r["org_id"]), []).append(rule)
     return {org_id: tuple(rules) for org_id, rules in grouped.items()}
 
 
@@ -90,7 +96,7 @@ def _provider_configs(rows: list[asyncpg.Record]) -> dict[tuple[uuid.UUID, str],
         deployments = r["deployments"]
         if isinstance(deployments, str | bytes):
             deployments = orjson.loads(deployments)
-        configs[(r["org_id"], r["provider"])] = ProviderConfig(
+        configs[(_uuid(r["org_id"]), r["provider"])] = ProviderConfig(
             r["endpoint"], r["api_version"], dict(deployments or {})
         )
     return configs

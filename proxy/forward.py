@@ -7,6 +7,7 @@ non-blocking put once the response is finished, whatever happened to the request
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import orjson
@@ -38,6 +39,9 @@ MODEL_PATHS = frozenset(
 TASKS = ("classification", "summarisation", "extraction", "generation", "reasoning")
 FEATURE_MAX, TASK_MAX = 100, 40
 _OPEN_ORG = OrgEntry("active", None, None)
+# Keys seen recently and their hash: saves an HMAC per request (the raw key is in this
+# process's memory while it serves the request anyway; it is never written anywhere).
+_hash = functools.lru_cache(maxsize=10_000)(hash_key)
 # Who is at fault for each error Lectr raises (default: lectr).
 _SOURCES = {
     "invalid_request": "client",
@@ -52,7 +56,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         key, org = authenticate(state, request.headers.get("X-Lectr-Key"))
     except LectrError as exc:  # no org: nothing to record
-        state.metrics.requests.labels("none", str(exc.status)).inc()
+        state.metrics.request("none", exc.status, 0.0)
         return exc.response()
     call = Call.start(key, request.path, *_tags(request))
     try:
@@ -75,7 +79,7 @@ def authenticate(state: ProxyState, raw_key: str | None) -> tuple[KeyEntry, OrgE
     if not raw_key:
         raise LectrError("missing_lectr_key", "send your Lectr key in the X-Lectr-Key header")
     entry = (
-        state.caches.keys.get(hash_key(raw_key, state.settings.key_pepper))
+        state.caches.keys.get(_hash(raw_key, state.settings.key_pepper))
         if looks_like_key(raw_key)
         else None
     )
@@ -200,7 +204,6 @@ async def _forward(
 
 def _record(state: ProxyState, call: Call) -> None:
     provider = call.route.provider if call.route else "none"
-    state.metrics.requests.labels(provider, str(call.status)).inc()
-    state.metrics.added_latency.observe(call.added_latency_s())
+    state.metrics.request(provider, call.status, call.added_latency_s())
     if state.record_events:
         state.buffer.put(call.event(state.proxy.instance, state.proxy.default_provider))

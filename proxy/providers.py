@@ -11,6 +11,7 @@ model (prefixes are case-sensitive: Together's ``meta-llama/Llama-`` is not Groq
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 # How the caller's provider key (sent to Lectr as ``Authorization: Bearer``) is passed on.
@@ -132,6 +133,7 @@ _PREFIXES: tuple[tuple[str, str], ...] = tuple(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def detect(model: str) -> str | None:
     """The provider a model name belongs to, or None when no prefix matches."""
     for prefix, name in _PREFIXES:

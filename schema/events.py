@@ -49,9 +49,14 @@ class TokenText:
     truncated: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestEvent:
-    """One proxied request. Field names are the ``request_logs`` column names."""
+    """One proxied request. Field names are the ``request_logs`` column names.
+
+    Treat it as a value: derive a changed copy with :func:`dataclasses.replace`. It is
+    not frozen only because a frozen class costs microseconds per instance, and proxies
+    and consumers make one per request.
+    """
 
     id: uuid.UUID
     created_at: datetime
