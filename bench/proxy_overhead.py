@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -65,7 +66,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -388,6 +389,8 @@ class Sample:
     duration_s: float
     p50_ms: float
     p99_ms: float
+    # CPU seconds the server process used during the run (single-process servers only).
+    cpu_s: float | None = None
 
     @property
     def rps(self) -> float:
@@ -405,11 +408,15 @@ class Wrk:
     # Requests completed so far by URL, warm-ups included.
     sent: Counter[str] = field(default_factory=Counter)
 
-    def measure(self, url: str, connections: int) -> Sample:
-        """A warm-up, then the measured run."""
+    def measure(self, url: str, connections: int, pid: int | None = None) -> Sample:
+        """A warm-up, then the measured run (and the CPU time ``pid`` used during it)."""
         if self.warmup_s > 0:
             self._run(url, connections, self.warmup_s)
-        return self._run(url, connections, self.duration_s)
+        before = cpu_seconds(pid)
+        sample = self._run(url, connections, self.duration_s)
+        if pid is None:
+            return sample
+        return dataclasses.replace(sample, cpu_s=cpu_seconds(pid) - before)
 
     def _run(self, url: str, connections: int, seconds: int) -> Sample:
         argv = [self.taskset, "-c", str(self.core), self.tool, "-t1", f"-c{connections}"]
@@ -429,6 +436,14 @@ class Wrk:
                 f"socket errors {failed or 'none'}, out of {int(requests)}"
             )
         return Sample(int(requests), duration_us / 1e6, p50 / 1000.0, p99 / 1000.0)
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User plus system CPU time of process ``pid`` so far (0 without one)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def write_wrk_script(tmp: Path, key: str) -> Path:
@@ -506,11 +521,18 @@ def remove_lectr_data(lectr: Lectr) -> None:
             print(f"warning: could not remove {what}: {exc}", file=sys.stderr)
 
 
+class Target(NamedTuple):
+    url: str
+    # The server's process, when it is one process (for its CPU time per request).
+    pid: int | None
+
+
 @contextlib.contextmanager
 def proxy(
     lectr: Lectr, tmp: Path, taskset: str, cores: str, *, workers: int, events: bool
-) -> Iterator[str]:
-    """``lectr proxy`` on ``cores``; yields its base URL once every worker is ready."""
+) -> Iterator[Target]:
+    """``lectr proxy`` on ``cores``; yields its base URL (and, with one worker, its pid)
+    once every worker is ready."""
     port = free_port()
     env = {**lectr.env, "LECTR_PROXY_PORT": str(port)}
     env["LECTR_PROXY_RECORD_EVENTS"] = "on" if events else "off"
@@ -521,7 +543,7 @@ def proxy(
     with running(name, argv, env, log) as server:
         url = f"http://{HOST}:{port}"
         wait_for_distinct(server, f"{url}/health", "instance", workers)
-        yield url
+        yield Target(url, server.process.pid if workers == 1 else None)
         server.check_running()
 
 
@@ -540,8 +562,9 @@ def proxy_events(url: str) -> dict[str, int]:
 @contextlib.contextmanager
 def passthrough(
     upstream: str, tmp: Path, taskset: str, cores: str, processes: int
-) -> Iterator[str]:
-    """``processes`` pass-through servers sharing one port on ``cores``; yields the URL."""
+) -> Iterator[Target]:
+    """``processes`` pass-through servers sharing one port on ``cores``; yields the URL
+    (and, for one process, its pid)."""
     port = free_port()
     argv = [taskset, "-c", cores, sys.executable, str(Path(__file__).resolve())]
     argv += ["--serve-passthrough", str(port), "--upstream", upstream]
@@ -554,7 +577,7 @@ def passthrough(
         ]
         url = f"http://{HOST}:{port}"
         wait_for_distinct(servers[0], f"{url}/ready", "pid", processes)
-        yield url
+        yield Target(url, servers[0].process.pid if processes == 1 else None)
         for server in servers:
             server.check_running()
 
@@ -583,6 +606,13 @@ class Results:
     def rps(self, name: str) -> float:
         return statistics.median(sample.rps for sample in self.load[name])
 
+    def cpu_us(self, name: str) -> float | None:
+        """Median CPU microseconds the server spent per request, if it was measured."""
+        samples = self.load[name]
+        if any(sample.cpu_s is None for sample in samples):
+            return None
+        return statistics.median(sample.cpu_s / sample.requests * 1e6 for sample in samples)
+
     def rps_spread(self, name: str) -> float:
         """(highest - lowest) / median requests/s over the rounds."""
         values = [sample.rps for sample in self.load[name]]
@@ -600,8 +630,8 @@ class Bench:
     rounds: int
     load_before: float
 
-    def start_all(self, stack: contextlib.ExitStack, key: str) -> dict[str, str]:
-        """Every server side, each on its own port (idle ones cost nothing); row -> URL."""
+    def start_all(self, stack: contextlib.ExitStack, key: str) -> dict[str, Target]:
+        """Every server side, each on its own port (idle ones cost nothing)."""
         one, both, taskset = str(self.cores.server), self.cores.both, self.tools["taskset"]
         servers = {
             FLOOR: passthrough(self.upstream, self.tmp, taskset, one, 1),
@@ -610,20 +640,21 @@ class Bench:
             PROXY_OFF: proxy(self.lectr, self.tmp, taskset, one, workers=1, events=False),
             PROXY_2: proxy(self.lectr, self.tmp, taskset, both, workers=2, events=True),
         }
-        urls = {DIRECT: self.upstream}
+        targets = {DIRECT: Target(self.upstream, None)}
         for name, server in servers.items():
-            urls[name] = stack.enter_context(server)
-            post_once(urls[name] + CHAT_PATH, key)
-        return urls
+            targets[name] = stack.enter_context(server)
+            post_once(targets[name].url + CHAT_PATH, key)
+        return targets
 
-    def round(self, index: int, urls: dict[str, str], results: Results) -> None:
+    def round(self, index: int, targets: dict[str, Target], results: Results) -> None:
         print(f"  round {index + 1} of {self.rounds}:", end="", flush=True)
         for name in LATENCY_ROWS:
-            sample = self.wrk.measure(urls[name] + CHAT_PATH, 1)
+            sample = self.wrk.measure(targets[name].url + CHAT_PATH, 1)
             results.latency.setdefault(name, []).append(sample)
             print(".", end="", flush=True)
         for name in LOAD_ROWS:
-            sample = self.wrk.measure(urls[name] + CHAT_PATH, LOAD_CONNECTIONS)
+            url, pid = targets[name]
+            sample = self.wrk.measure(url + CHAT_PATH, LOAD_CONNECTIONS, pid)
             results.load.setdefault(name, []).append(sample)
             print(".", end="", flush=True)
         print(f" proxy {results.load[PROXY][-1].rps:,.0f} req/s", flush=True)
@@ -634,11 +665,12 @@ def measure(bench: Bench, key: str) -> Results:
     machine hits every row alike; each figure is the median over the rounds."""
     results = Results()
     with contextlib.ExitStack() as stack:
-        urls = bench.start_all(stack, key)
+        targets = bench.start_all(stack, key)
         for index in range(bench.rounds):
-            bench.round(index, urls, results)
-        results.proxy_sent = bench.wrk.sent[urls[PROXY] + CHAT_PATH] + 1  # and post_once
-        results.events = proxy_events(urls[PROXY])
+            bench.round(index, targets, results)
+        proxy_url = targets[PROXY].url
+        results.proxy_sent = bench.wrk.sent[proxy_url + CHAT_PATH] + 1  # and post_once
+        results.events = proxy_events(proxy_url)
     return results
 
 
@@ -654,7 +686,7 @@ def print_table(results: Results) -> None:
     direct_rps, floor_rps = results.rps(DIRECT), results.rps(FLOOR)
     print(
         f"{'':28}{'p50 ms':>8}{'p99 ms':>8}{'+p50 ms':>9}{'+p99 ms':>9}"
-        f"{'req/s':>9}{'spread':>8}{'/direct':>9}{'/floor':>8}"
+        f"{'req/s':>9}{'spread':>8}{'/direct':>9}{'/floor':>8}{'CPU us/req':>11}"
     )
     for name in LOAD_ROWS:
         cells = ["-"] * 4
@@ -667,12 +699,17 @@ def print_table(results: Results) -> None:
         print(
             f"{name:28}{cells[0]:>8}{cells[1]:>8}{cells[2]:>9}{cells[3]:>9}"
             f"{rps:>9,.0f}{results.rps_spread(name):>8.0%}"
-            f"{rps / direct_rps:>9.3f}{rps / floor_rps:>8.3f}"
+            f"{rps / direct_rps:>9.3f}{rps / floor_rps:>8.3f}{_cpu(results.cpu_us(name)):>11}"
         )
     print(
         "(medians over the rounds; spread: highest minus lowest req/s over the median; "
-        "+: added over direct)"
+        "+: added over direct; CPU us/req: the server process's own CPU time per request "
+        "at load, which other processes on the machine do not disturb)"
     )
+
+
+def _cpu(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 @dataclass(frozen=True)
@@ -683,6 +720,8 @@ class Ratios:
     events: float
     workers: float
     floor_workers: float
+    cpu: float
+    cpu_events: float
 
     @classmethod
     def of(cls, results: Results) -> Ratios:
@@ -694,7 +733,14 @@ class Ratios:
             events=rps(PROXY) / rps(PROXY_OFF),
             workers=rps(PROXY_2) / rps(PROXY),
             floor_workers=rps(FLOOR_2) / rps(FLOOR),
+            cpu=_cpu_ratio(results, PROXY, FLOOR),
+            cpu_events=_cpu_ratio(results, PROXY, PROXY_OFF),
         )
+
+
+def _cpu_ratio(results: Results, name: str, other: str) -> float:
+    mine, theirs = results.cpu_us(name), results.cpu_us(other)
+    return mine / theirs if mine and theirs else float("nan")
 
 
 def print_ratios(ratios: Ratios) -> None:
@@ -706,6 +752,8 @@ def print_ratios(ratios: Ratios) -> None:
         ("req/s, proxy events on / off", ratios.events),
         ("req/s, proxy --workers 2 / 1", ratios.workers),
         ("req/s, pass-through 2 processes / 1", ratios.floor_workers),
+        ("CPU per request, proxy / pass-through", ratios.cpu),
+        ("CPU per request, events on / off", ratios.cpu_events),
     ):
         print(f"  {label:38}{_ratio(value):>8}")
 
