@@ -20,17 +20,15 @@ from proxy.errors import LectrError
 from proxy.usage import BodyReader, StreamScanner
 
 # Response headers not copied to the client (aiohttp sets its own framing).
-_DROPPED = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "content-length",
-        "content-encoding",
-        "proxy-authenticate",
-        "trailer",
-        "upgrade",
-    }
+_DROPPED = (
+    "Connection",
+    "Keep-Alive",
+    "Transfer-Encoding",
+    "Content-Length",
+    "Content-Encoding",
+    "Proxy-Authenticate",
+    "Trailer",
+    "Upgrade",
 )
 # A non-streamed body up to this size is read whole (and its usage read).
 WHOLE_BODY_MAX = 4 * 1024 * 1024
@@ -151,9 +149,11 @@ def _upstream_broke(request: web.Request, call: Call, exc: BaseException) -> Non
 
 
 def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
-    return CIMultiDict(
-        (name, value) for name, value in upstream.headers.items() if name.lower() not in _DROPPED
-    )
+    headers = CIMultiDict(upstream.headers)
+    for name in _DROPPED:  # case-insensitive
+        if name in headers:
+            del headers[name]
+    return headers
 
 
 def _category(status: int) -> str:

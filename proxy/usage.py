@@ -115,7 +115,10 @@ class BodyReader:
             return None, None
         if not isinstance(data, dict):
             return None, None
-        usage = _event_usage(data)
+        usage = parse_usage(data.get("usage"))  # where every known API puts it
+        if usage is not None and usage.input_tokens is not None:
+            return usage, None
+        usage = _merge(usage, _event_usage(data))
         if usage is not None and usage.input_tokens is not None:
             return usage, None
         return usage, "".join(_texts(data))
