@@ -13,7 +13,8 @@ from proxy.routing import Route
 from proxy.usage import Usage
 from schema.events import RequestEvent, TokenText
 
-ENDPOINT_MAX = 200
+# Column limits of request_logs: longer values are cut so the event is never refused.
+ENDPOINT_MAX = MODEL_MAX = INSTANCE_MAX = 200
 
 
 @dataclass(slots=True)
@@ -60,8 +61,8 @@ class Call:
             api_key_id=self.key.key_id,
             provider=route.provider if route else default_provider,
             provider_unknown=route.provider_unknown if route else False,
-            requested_model=route.requested_model if route else None,
-            actual_model=route.model if route else None,
+            requested_model=_cut(route.requested_model, MODEL_MAX) if route else None,
+            actual_model=_cut(route.model, MODEL_MAX) if route else None,
             endpoint=self.endpoint,
             streaming=self.streaming,
             status_code=self.status,
@@ -76,7 +77,7 @@ class Call:
             feature=self.feature,
             task_type=self.task,
             rule_id=route.rule_id if route else None,
-            proxy_instance=instance,
+            proxy_instance=instance[:INSTANCE_MAX],
             text=None if complete or self.completion is None else self._token_text(),
         )
 
@@ -86,6 +87,10 @@ class Call:
 
     def added_latency_s(self) -> float:
         return max(0.0, self.elapsed_s() - self.upstream_s)
+
+
+def _cut(value: str | None, limit: int) -> str | None:
+    return value if value is None or len(value) <= limit else value[:limit]
 
 
 def request_prompt(body: dict[str, Any]) -> Any:

@@ -56,7 +56,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         key, org = authenticate(state, request.headers.get("X-Lectr-Key"))
     except LectrError as exc:  # no org: nothing to record
-        state.metrics.request("none", exc.status, 0.0)
+        state.metrics.request("none", exc.status, None)
         return exc.response()
     call = Call.start(key, request.path, *_tags(request))
     try:
@@ -140,11 +140,15 @@ async def _serve(
 
 
 def _check_tags(call: Call) -> None:
-    if len(call.feature) > FEATURE_MAX:
+    too_long = len(call.feature) > FEATURE_MAX
+    # The event keeps what fits its columns, so the refused request is still recorded.
+    call.feature = call.feature[:FEATURE_MAX]
+    if too_long:
         raise LectrError(
             "invalid_request", f"X-Lectr-Feature is longer than {FEATURE_MAX} characters"
         )
     if call.task is not None and len(call.task) > TASK_MAX:
+        call.task = call.task[:TASK_MAX]
         raise LectrError("invalid_request", f"X-Lectr-Task is longer than {TASK_MAX} characters")
 
 

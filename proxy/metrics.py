@@ -46,11 +46,13 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
-    def request(self, provider: str, status: int, added_latency_s: float) -> None:
+    def request(self, provider: str, status: int, added_latency_s: float | None) -> None:
+        """Count one request; its added latency when it reached a provider."""
         key = (provider, status)
         self.requests[key] = self.requests.get(key, 0) + 1
-        self._added[bisect.bisect_left(ADDED_BUCKETS, added_latency_s)] += 1
-        self._added_sum += added_latency_s
+        if added_latency_s is not None:
+            self._added[bisect.bisect_left(ADDED_BUCKETS, added_latency_s)] += 1
+            self._added_sum += added_latency_s
 
     def cache_reloaded(self, cache: str, ok: bool) -> None:
         key = (cache, "ok" if ok else "failed")

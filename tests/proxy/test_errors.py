@@ -94,6 +94,8 @@ async def test_overlong_feature_tag_is_a_400(proxy: RunningProxy, org: IssuedKey
     status, body, _ = await post(proxy, headers=headers)
     assert_lectr_error(status, body, 400, "invalid_request")
     assert "X-Lectr-Feature" in body["error"]["message"]
+    [event] = await proxy.events(1)  # still recorded, with what fits the column
+    assert event.feature == "f" * 100 and event.status_code == 400
 
 
 async def test_body_over_the_limit_is_a_413(

@@ -156,3 +156,13 @@ async def test_rule_matching_task_and_provider(
     assert fake.last.json()["model"] == "claude-opus-5"
     await chat(proxy, org, "gpt-4o", **{"X-Lectr-Task": "classification"})
     assert fake.last.json()["model"] == "gpt-4o"
+
+
+async def test_an_overlong_model_name_is_forwarded_and_recorded_cut(
+    proxy: RunningProxy, org: IssuedKey, fake: FakeProviders
+) -> None:
+    model = "gpt-" + "x" * 300
+    assert (await chat(proxy, org, model)).status == 200
+    assert fake.last.json()["model"] == model
+    [event] = await proxy.events(1)
+    assert event.requested_model == model[:200] and event.actual_model == model[:200]
