@@ -86,7 +86,10 @@ async def _whole(
     call.ttfb_s = time.perf_counter() - call.started
     try:
         body = await upstream.read()
-    except (aiohttp.ClientError, TimeoutError):
+    except (TimeoutError, aiohttp.ServerTimeoutError):
+        call.upstream_s = time.perf_counter() - sent
+        raise LectrError("provider_timeout", "the provider stopped mid-response") from None
+    except aiohttp.ClientError:
         call.upstream_s = time.perf_counter() - sent
         raise LectrError(
             "provider_unreachable", "the provider closed the connection mid-response"

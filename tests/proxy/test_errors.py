@@ -228,3 +228,21 @@ async def test_provider_errors_pass_through_unchanged(
         "rate_limited",
         "provider",
     )
+
+
+async def test_a_body_cut_off_mid_way_is_a_502(
+    proxy: RunningProxy, org: IssuedKey, fake: FakeProviders
+) -> None:
+    async def cut_off(request: web.Request, received: Received) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "application/json", "Content-Length": "1000"}
+        )
+        await response.prepare(request)
+        await response.write(b'{"id": "partial"')
+        assert request.transport is not None
+        request.transport.abort()
+        return response
+
+    fake.respond_with(cut_off)
+    status, body, _ = await post(proxy, headers=lectr_headers(org))
+    assert_lectr_error(status, body, 502, "provider_unreachable")
