@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # After in-flight requests finish, how long shutdown waits for the buffer to reach the broker.
 DRAIN_TIMEOUT_S = 5.0
+# How long shutdown waits for a connection or task to close before giving up on it.
+CLOSE_TIMEOUT_S = 5.0
 
 
 class StartupError(RuntimeError):
@@ -85,7 +87,11 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             await reloader
         await state.caches.close()
     finally:
-        await pool.close()
+        try:
+            await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("database connections did not close in time; closing them hard")
+            pool.terminate()
 
 
 async def _check_schema(pool: asyncpg.Pool) -> None:
@@ -146,8 +152,9 @@ async def _publisher(app: web.Application) -> AsyncIterator[None]:
     yield
     await publisher.drain(DRAIN_TIMEOUT_S)
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    done, _ = await asyncio.wait({task}, timeout=CLOSE_TIMEOUT_S)
+    if not done:
+        log.warning("the event publisher did not stop in time")
 
 
 def _control(state: ProxyState, message: ControlMessage) -> None:
