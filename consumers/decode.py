@@ -13,7 +13,7 @@ import logging
 from aio_pika.abc import AbstractIncomingMessage
 
 from consumers.stats import Stats
-from consumers.step import Envelope, Step
+from consumers.step import Envelope, Passing, Step
 from consumers.validate import column_problem
 from schema.events import (
     EVENTS_TYPE,
@@ -28,14 +28,10 @@ log = logging.getLogger(__name__)
 MAX_REASON_CHARS = 200
 
 
-class Decode:
+class Decode(Passing):
     def __init__(self, next_step: Step[Envelope], stats: Stats) -> None:
         self.next_step = next_step
         self.stats = stats
-
-    @property
-    def held(self) -> int:
-        return self.next_step.held
 
     async def submit(self, message: AbstractIncomingMessage) -> None:
         self.stats.messages += 1
@@ -80,12 +76,3 @@ class Decode:
                     reason[:MAX_REASON_CHARS],
                 )
         return Envelope(message, events=events)
-
-    async def poll(self) -> None:
-        await self.next_step.poll()
-
-    async def join(self) -> None:
-        await self.next_step.join()
-
-    def terminate(self) -> None:
-        self.next_step.terminate()

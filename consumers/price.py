@@ -15,7 +15,7 @@ from consumers.pricing import Price as PriceVersion
 from consumers.pricing import PriceBook, PriceCache
 from consumers.retry import retry_transient
 from consumers.stats import Stats
-from consumers.step import Envelope, Step
+from consumers.step import Envelope, Passing, Step
 from schema.events import RequestEvent
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def priced(book: PriceBook, event: RequestEvent) -> RequestEvent:
     return with_cost(event, price_of(book, event))
 
 
-class Price:
+class Price(Passing):
     def __init__(
         self,
         next_step: Step[Envelope],
@@ -56,10 +56,6 @@ class Price:
         self.clock = clock
         self.retry_max_wait_s = retry_max_wait_s
         self._reported: set[tuple[str, str | None]] = set()
-
-    @property
-    def held(self) -> int:
-        return self.next_step.held
 
     async def submit(self, envelope: Envelope) -> None:
         if envelope.events:
@@ -85,12 +81,3 @@ class Price:
 
     def _count_retry(self) -> None:
         self.stats.database_retries += 1
-
-    async def poll(self) -> None:
-        await self.next_step.poll()
-
-    async def join(self) -> None:
-        await self.next_step.join()
-
-    def terminate(self) -> None:
-        self.next_step.terminate()

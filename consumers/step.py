@@ -42,6 +42,25 @@ class Step(Protocol[T_contra]):
         """Events this step and those after it hold and have not acked yet."""
 
 
+class Passing:
+    """For a step that holds nothing itself: time, shutdown and ``held`` go to the next."""
+
+    next_step: Step
+
+    @property
+    def held(self) -> int:
+        return self.next_step.held
+
+    async def poll(self) -> None:
+        await self.next_step.poll()
+
+    async def join(self) -> None:
+        await self.next_step.join()
+
+    def terminate(self) -> None:
+        self.next_step.terminate()
+
+
 @dataclass
 class Envelope:
     """A message's contents on their way through the chain."""

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractConnection, AbstractQueue
@@ -19,18 +16,12 @@ from lectr.broker import (
     declare_topology,
 )
 from tests.conftest import DELIVERY_LIMIT, REPLAY_MAX_AGE
+from tests.support.events import next_message
 
 
 async def _get(queue: AbstractQueue, timeout_s: float = 5.0) -> aio_pika.IncomingMessage:
     """The next message on ``queue``, polling until ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        message = await queue.get(no_ack=False, fail=False)
-        if message is not None:
-            return message
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no message on {queue.name} within {timeout_s} s")
-        await asyncio.sleep(0.02)
+    return await next_message(queue, timeout_s)
 
 
 async def _publish(topology: Topology, body: bytes, routing_key: str) -> None:

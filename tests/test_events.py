@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import asyncpg
@@ -16,41 +15,18 @@ from schema.events import (
     HealthSnapshot,
     InvalidEvent,
     RequestEvent,
-    TokenText,
     decode_events,
     encode_events,
 )
 from schema.tables import request_logs
+from tests.support.events import sample_event
 
 PROMPT = "PLANTED-PROMPT-7f3a: summarise the merger terms"
 COMPLETION = "PLANTED-COMPLETION-91bc: the merger closes in Q3"
 
 
 def _event(**changes: object) -> RequestEvent:
-    started = datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=UTC)
-    event = RequestEvent(
-        id=uuid.uuid4(),
-        created_at=started,
-        completed_at=started + timedelta(milliseconds=840),
-        org_id=uuid.uuid4(),
-        api_key_id=uuid.uuid4(),
-        provider="openai",
-        endpoint="/v1/chat/completions",
-        streaming=True,
-        status_code=200,
-        latency_ms=840.5,
-        proxy_instance="proxy-1:4242",
-        requested_model="gpt-4o",
-        actual_model="gpt-4o-mini",
-        ttfb_ms=95.25,
-        feature="search",
-        task_type="summarisation",
-        rule_id=uuid.uuid4(),
-        text=TokenText(
-            prompt=[{"role": "user", "content": PROMPT}], completion=COMPLETION, truncated=False
-        ),
-    )
-    return dataclasses.replace(event, **changes)
+    return sample_event(prompt=PROMPT, completion=COMPLETION, **changes)
 
 
 def test_events_are_the_request_logs_columns() -> None:

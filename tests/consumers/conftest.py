@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -24,8 +23,9 @@ from lectr.broker import (
     delete_topology,
 )
 from lectr.db import asyncpg_dsn
-from schema.events import CONTENT_TYPE, EVENTS_TYPE, RequestEvent, TokenText, encode_events
+from schema.events import CONTENT_TYPE, EVENTS_TYPE, RequestEvent, encode_events
 from tests.conftest import DELIVERY_LIMIT, REPLAY_MAX_AGE
+from tests.support.events import next_message, sample_event
 
 PROMPT = "PLANTED-PROMPT-c0ns: the quarterly numbers for the acquisition"
 COMPLETION = "PLANTED-COMPLETION-c0ns: revenue grew by eleven percent in the north"
@@ -74,28 +74,10 @@ def clock() -> ManualClock:
 
 def make_event(**changes: object) -> RequestEvent:
     """A streamed gpt-4o-mini request whose provider reported no usage (text attached)."""
-    created = datetime.now(UTC).replace(microsecond=123456) - timedelta(seconds=5)
-    event = RequestEvent(
-        id=uuid.uuid4(),
-        created_at=created,
-        completed_at=created + timedelta(milliseconds=840),
-        org_id=uuid.uuid4(),
-        api_key_id=uuid.uuid4(),
-        provider="openai",
-        endpoint="/v1/chat/completions",
-        streaming=True,
-        status_code=200,
-        latency_ms=840.5,
-        proxy_instance="proxy-1:4242",
-        requested_model="gpt-4o",
-        actual_model="gpt-4o-mini",
-        ttfb_ms=95.25,
-        feature="search",
-        task_type="summarisation",
-        rule_id=uuid.uuid4(),
-        text=TokenText(prompt=[{"role": "user", "content": PROMPT}], completion=COMPLETION),
+    created = changes.pop("created_at", None) or (
+        datetime.now(UTC).replace(microsecond=123456) - timedelta(seconds=5)
     )
-    return dataclasses.replace(event, **changes)
+    return sample_event(created_at=created, prompt=PROMPT, completion=COMPLETION, **changes)
 
 
 def org_events(org_id: uuid.UUID, count: int, **changes: object) -> list[RequestEvent]:
@@ -179,15 +161,10 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], timeout_s: float = 
         await asyncio.sleep(0.05)
 
 
-async def get_message(queue: AbstractQueue, timeout_s: float = 10.0) -> aio_pika.IncomingMessage:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        message = await queue.get(no_ack=False, fail=False)
-        if message is not None:
-            return message
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no message on {queue.name} within {timeout_s} s")
-        await asyncio.sleep(0.05)
+async def get_message(
+    queue: AbstractQueue, timeout_s: float = 10.0
+) -> aio_pika.abc.AbstractIncomingMessage:
+    return await next_message(queue, timeout_s)
 
 
 async def read_stream(
