@@ -14,6 +14,11 @@ from lectr.supervisor import Supervisor
 
 log = logging.getLogger("lectr")
 
+# How long `lectr up` gives each process to stop before killing it: enough for the
+# proxy's in-flight requests and buffer drain and the consumer's last batch (at their
+# default shutdown timeouts).
+STOP_TIMEOUT_S = 45.0
+
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     commands.add_parser(
@@ -89,5 +94,5 @@ async def _supervise(names: list[str]) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
     log.info("running %s; Ctrl-C stops them in reverse order", ", ".join(names))
-    await Supervisor(processes.specs(names)).run(stop)
+    await Supervisor(processes.specs(names), stop_timeout_s=STOP_TIMEOUT_S).run(stop)
     return 0

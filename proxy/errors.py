@@ -20,7 +20,6 @@ CODES: dict[str, tuple[int, str]] = {
     "concurrent_streams_exceeded": (429, "rate_limit_error"),
     "provider_unreachable": (502, "api_error"),
     "provider_timeout": (504, "api_error"),
-    "shutting_down": (503, "api_error"),
 }
 
 

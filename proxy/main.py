@@ -20,7 +20,7 @@ from aiohttp import web
 from lectr.db import DatabaseUnavailable
 from lectr.settings import Settings, SettingsError
 from proxy import workers
-from proxy.app import DRAIN_TIMEOUT_S, StartupError, create_app
+from proxy.app import CLOSE_TIMEOUT_S, DRAIN_TIMEOUT_S, StartupError, create_app
 from proxy.settings import ProxySettings
 from proxy.state import STATE
 
@@ -49,7 +49,9 @@ def run(settings: Settings, argv: list[str]) -> int:
     if count < 1:
         raise SettingsError("--workers", f"must be at least 1, got {count}")
     if count > 1:
-        stop_timeout = proxy_settings.shutdown_timeout_s + DRAIN_TIMEOUT_S + 5.0
+        stop_timeout = (
+            proxy_settings.shutdown_timeout_s + DRAIN_TIMEOUT_S + 2 * CLOSE_TIMEOUT_S + 5.0
+        )
         return workers.supervise(count, proxy_settings.instance, stop_timeout)
     settings.warn_about_dev_defaults(admin_secret=False)
     try:
