@@ -8,7 +8,7 @@ import pytest
 
 from lectr.settings import SettingsError
 from proxy.caches import ProviderConfig, Rule
-from proxy.calls import request_prompt
+from proxy.calls import event_id, request_prompt
 from proxy.limits import RateLimiter, StreamLimiter
 from proxy.providers import detect
 from proxy.routing import Route, route
@@ -270,3 +270,9 @@ def test_bad_proxy_settings_name_their_variable(variable: str, value: str) -> No
     with pytest.raises(SettingsError) as caught:
         ProxySettings.from_env({variable: value})
     assert caught.value.variable == variable
+
+
+def test_event_ids_are_random_version_4_uuids() -> None:
+    ids = [event_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert {(i.version, i.variant) for i in ids} == {(4, uuid.RFC_4122)}
