@@ -56,7 +56,6 @@ def create_app(settings: Settings, proxy_settings: ProxySettings) -> web.Applica
             dropped=lambda: buffer.dropped,
             publish_failures=lambda: state.publisher.publish_failures if state.publisher else 0,
         ),
-        record_events=proxy_settings.record_events,
     )
     app[STATE] = state
     app.cleanup_ctx.extend((_database, _upstream_client, _publisher))

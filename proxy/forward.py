@@ -36,7 +36,6 @@ MODEL_PATHS = frozenset(
         "images/generations",
     }
 )
-TASKS = ("classification", "summarisation", "extraction", "generation", "reasoning")
 FEATURE_MAX, TASK_MAX = 100, 40
 _OPEN_ORG = OrgEntry("active", None, None)
 # Keys seen recently and their hash: saves an HMAC per request (the raw key is in this
@@ -72,7 +71,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 call.fail(call.status or 499, "client_disconnect", "client")
         raise
     finally:
-        _record(state, call)
+        # After aiohttp has written the response: recording never delays the client.
+        asyncio.get_running_loop().call_soon(_record, state, call)
 
 
 def authenticate(state: ProxyState, raw_key: str | None) -> tuple[KeyEntry, OrgEntry]:
@@ -209,5 +209,5 @@ async def _forward(
 def _record(state: ProxyState, call: Call) -> None:
     provider = call.route.provider if call.route else "none"
     state.metrics.request(provider, call.status, call.added_latency_s())
-    if state.record_events:
+    if state.proxy.record_events:
         state.buffer.put(call.event(state.proxy.instance, state.proxy.default_provider))

@@ -56,10 +56,7 @@ def run(settings: Settings, argv: list[str]) -> int:
     settings.warn_about_dev_defaults(admin_secret=False)
     try:
         uvloop.run(serve(settings, proxy_settings, reuse_port=workers.is_worker()))
-    except StartupError as exc:
-        print(f"lectr: {exc}", file=sys.stderr)
-        return 1
-    except DatabaseUnavailable as exc:
+    except (StartupError, DatabaseUnavailable) as exc:
         print(f"lectr: {exc}", file=sys.stderr)
         return 1
     return 0

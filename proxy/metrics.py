@@ -37,11 +37,31 @@ class Metrics:
         # Counts per bucket of ADDED_BUCKETS, plus one for above the last bound.
         self._added = [0] * (len(ADDED_BUCKETS) + 1)
         self._added_sum = 0.0
-        self._gauges = (
-            ("lectr_proxy_event_buffer_depth", "Events waiting to be published", buffer_depth),
-            ("lectr_proxy_events_published", "Events confirmed by the broker", published),
-            ("lectr_proxy_events_dropped", "Events dropped: buffer full", dropped),
-            ("lectr_proxy_publish_failures", "Broker publish failures", publish_failures),
+        self._read_at_scrape = (
+            (
+                GaugeMetricFamily,
+                "lectr_proxy_event_buffer_depth",
+                "Events waiting to be published",
+                buffer_depth,
+            ),
+            (
+                CounterMetricFamily,
+                "lectr_proxy_events_published",
+                "Events confirmed by the broker",
+                published,
+            ),
+            (
+                CounterMetricFamily,
+                "lectr_proxy_events_dropped",
+                "Events dropped: buffer full",
+                dropped,
+            ),
+            (
+                CounterMetricFamily,
+                "lectr_proxy_publish_failures",
+                "Broker publish failures",
+                publish_failures,
+            ),
         )
         self.registry = CollectorRegistry()
         self.registry.register(self)
@@ -85,9 +105,8 @@ class Metrics:
             buckets=buckets,
             sum_value=self._added_sum,
         )
-        for name, doc, read in self._gauges:
-            kind = GaugeMetricFamily if name.endswith("depth") else CounterMetricFamily
-            yield kind(name, doc, value=read())
+        for family, name, doc, read in self._read_at_scrape:
+            yield family(name, doc, value=read())
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

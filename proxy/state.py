@@ -29,8 +29,6 @@ class ProxyState:
     session: aiohttp.ClientSession | None = None
     publisher: Publisher | None = None
     draining: bool = False
-    # When False, requests are served but no event is recorded (benchmarks only).
-    record_events: bool = True
 
 
 STATE = web.AppKey("state", ProxyState)

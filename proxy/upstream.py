@@ -8,7 +8,6 @@ The caller's provider key arrives as ``Authorization: Bearer <key>`` (or, from t
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping
 from urllib.parse import quote
 
@@ -105,9 +104,3 @@ def _azure_url(
         path = f"{endpoint.rstrip('/')}/openai/{rest}"
     version = f"api-version={quote(config.api_version, safe='')}"
     return f"{path}?{query}&{version}" if query else f"{path}?{version}"
-
-
-def org_config(
-    configs: Mapping[tuple[uuid.UUID, str], ProviderConfig], org_id: uuid.UUID, provider: str
-) -> ProviderConfig | None:
-    return configs.get((org_id, provider))
