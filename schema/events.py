@@ -83,6 +83,7 @@ class RequestEvent:
     feature: str = "untagged"
     task_type: str | None = None
     rule_id: uuid.UUID | None = None
+    skipped_rule_id: uuid.UUID | None = None
     text: TokenText | None = field(default=None, repr=False)
 
     def sanitised(self) -> RequestEvent:
@@ -225,6 +226,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "feature": _text(100),
     "task_type": _SHORT,
     "rule_id": _uuid,
+    "skipped_rule_id": _uuid,
     "text": _token_text,
 }
 _REQUIRED = frozenset(

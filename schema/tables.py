@@ -206,6 +206,9 @@ request_logs = sa.Table(
     sa.Column("feature", sa.String(100), nullable=False, server_default="untagged"),
     sa.Column("task_type", sa.String(40), nullable=True),
     sa.Column("rule_id", UUID(as_uuid=True), nullable=True),
+    # A rule that matched but changes the provider, skipped because the request carried
+    # no key for the target provider (X-Lectr-Provider-Key-<provider>).
+    sa.Column("skipped_rule_id", UUID(as_uuid=True), nullable=True),
     sa.Column("proxy_instance", sa.String(200), nullable=False),
     sa.PrimaryKeyConstraint("id", "created_at"),
     sa.Index(None, "org_id", "created_at"),
