@@ -105,7 +105,7 @@ async def consume(
     """Seconds one consumer takes to drain the queue."""
     channel = await amqp.channel()
     await channel.set_qos(prefetch_count=settings.prefetch)
-    topology = await declare_topology(channel, names, delivery_limit=5, replay_max_age="1h")
+    topology = await declare_topology(channel, names, replay_max_age="1h")
     consumer = Consumer(settings, pool, topology)
     started = time.perf_counter()
     await consumer.run(asyncio.Event(), drain=True)
@@ -153,7 +153,7 @@ async def main(args: argparse.Namespace) -> None:
     )
     try:
         channel = await amqp.channel()
-        topology = await declare_topology(channel, names, delivery_limit=5, replay_max_age="1h")
+        topology = await declare_topology(channel, names, replay_max_age="1h")
         plain = make_events(args.events, streamed=False)
         streamed = make_events(args.events // 4, streamed=True)
         rates = {

@@ -3,7 +3,8 @@
     decode → tokenise (threads) → price → batch (size / interval) → insert → commit
 
 Each step hands its output to the next; the commit step (publish to the replay stream,
-then ack) is always last, so nothing is acked before its rows are committed.
+dead-letter what cannot be stored, then ack) is always last, so nothing is acked before
+its rows are committed or its dead letters confirmed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aio_pika.abc import AbstractExchange
 from consumers.batch import BatchStep
 from consumers.clock import Clock
 from consumers.commit import Commit
+from consumers.dead import DeadLetters
 from consumers.decode import Decode
 from consumers.insert import Insert
 from consumers.price import Price
@@ -30,13 +32,14 @@ def build_chain(
     *,
     pool: asyncpg.Pool,
     replay_exchange: AbstractExchange,
+    dead: DeadLetters,
     executor: Executor,
     stats: Stats,
     clock: Clock,
 ) -> Decode:
     """The first step of a new chain; the rest hang off it."""
     retry_max_wait_s = settings.retry_backoff_max_s
-    commit = Commit(replay_exchange, stats, clock)
+    commit = Commit(replay_exchange, dead, stats, clock)
     insert = Insert(
         commit,
         pool,
@@ -49,4 +52,4 @@ def build_chain(
     prices = PriceCache(pool, clock, settings.price_refresh_s)
     price = Price(batch, prices, stats, clock=clock, retry_max_wait_s=retry_max_wait_s)
     tokenise = Tokenise(price, executor, stats, max_pending=2 * settings.tokenise_threads)
-    return Decode(tokenise, stats)
+    return Decode(tokenise, stats, dead, settings.delivery_limit)

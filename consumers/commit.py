@@ -1,10 +1,13 @@
 """Step 6, always the last: after the commit, publish the stored events (sanitised) to
-the replay stream, then settle every message of the batch.
+the replay stream, dead-letter the events that cannot be stored, then ack every message
+of the batch.
 
 Publishing comes before the ack: a consumer that dies between the two has its messages
 redelivered, re-inserts nothing (the ids are stored) and publishes them again, so the
-stream may hold an event twice, never miss one (replay is idempotent). A message the
-insert step could not write is rejected without requeue: it goes to the dead-letter queue.
+stream may hold an event twice, never miss one (replay is idempotent). Likewise a
+message's dead letters (sanitised events, see :mod:`consumers.dead`) are confirmed by
+the broker before the message is acked, so one may be dead-lettered twice, never lost.
+A message is only ever acked: nothing raw goes back to the broker's own dead-lettering.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import aio_pika
 from aio_pika.abc import AbstractExchange
 
 from consumers.clock import Clock
+from consumers.dead import DeadLetters
 from consumers.stats import Stats
 from consumers.step import Batch
 from lectr.broker import REPLAY_EVENTS_KEY
@@ -34,8 +38,11 @@ def replay_message(body: bytes, clock: Clock) -> aio_pika.Message:
 
 
 class Commit:
-    def __init__(self, exchange: AbstractExchange, stats: Stats, clock: Clock) -> None:
+    def __init__(
+        self, exchange: AbstractExchange, dead: DeadLetters, stats: Stats, clock: Clock
+    ) -> None:
         self.exchange = exchange
+        self.dead = dead
         self.stats = stats
         self.clock = clock
 
@@ -51,13 +58,10 @@ class Commit:
             )
         self.stats.observe_commit(events, batch.inserted, self.clock.now())
         for envelope in batch.envelopes:
-            if envelope.failed is None:
-                await envelope.delivery.ack()
-            else:
-                self.stats.messages_rejected += 1
-                log.error("dead-lettering a message whose rows cannot be stored: %s",
-                          envelope.failed[:200])  # fmt: skip
-                await envelope.delivery.reject(requeue=False)
+            if envelope.dead:
+                await self.dead.publish_events(envelope.dead, envelope.delivery)
+                self.stats.events_dead += len(envelope.dead)
+            await envelope.delivery.ack()
 
     async def poll(self) -> None:
         return None

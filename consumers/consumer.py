@@ -22,6 +22,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from consumers.chain import build_chain
 from consumers.clock import Clock, SystemClock
+from consumers.dead import DeadLetters
 from consumers.decode import Decode
 from consumers.retry import is_transient
 from consumers.settings import ConsumerSettings
@@ -74,6 +75,7 @@ class Consumer:
                 self.settings,
                 pool=self.pool,
                 replay_exchange=self.topology.events,
+                dead=self.dead_letters(),
                 executor=executor,
                 stats=self.stats,
                 clock=self.clock,
@@ -101,6 +103,17 @@ class Consumer:
                 if not finished:
                     chain.terminate()
         await self.report()
+
+    def dead_letters(self) -> DeadLetters:
+        """Where this consumer dead-letters: ``.dead``, through its own channel (with
+        publisher confirms), so a dead letter is confirmed before the ack that follows."""
+        return DeadLetters(
+            self.topology.dead.channel.default_exchange,
+            self.topology.dead.name,
+            self.clock,
+            retention_s=self.settings.dead_retention_s,
+            instance=self.instance,
+        )
 
     async def _finish(self, consuming: asyncio.Task[None], chain: Decode, tag: str) -> None:
         await consuming

@@ -5,6 +5,10 @@ The process stays up through outages: Postgres down means writes wait and retry 
 :mod:`consumers.insert`); RabbitMQ down means it reconnects with capped backoff, and
 whatever it had not acked is redelivered. SIGTERM or SIGINT finishes the current batch,
 acks it and exits 0.
+
+An ingest queue declared by an older Lectr (with a broker-side dead-letter path) stops
+the consumer with the steps to migrate it; ``--drain`` still consumes such a queue, to
+empty it before it is deleted.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 
 import asyncpg
+from aio_pika.abc import AbstractConnection
 
 from consumers.clock import SystemClock
 from consumers.consumer import Consumer
@@ -24,11 +30,15 @@ from consumers.settings import ConsumerSettings
 from consumers.stats import Stats
 from lectr import broker
 from lectr.db import asyncpg_dsn
+from lectr.errors import CommandError
 from lectr.settings import Settings
 
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S = 120.0
+# Connecting takes milliseconds; a server that does not answer within this is retried
+# (with the capped backoff), so a restored database is noticed within seconds.
+CONNECT_TIMEOUT_S = 5.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,8 +60,13 @@ def run(settings: Settings, argv: list[str]) -> int:
     try:
         import uvloop
     except ImportError:  # not built for this platform
-        return asyncio.run(serve(settings, consumer_settings, drain=args.drain))
-    return uvloop.run(serve(settings, consumer_settings, drain=args.drain))
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        return runner(serve(settings, consumer_settings, drain=args.drain))
+    except broker.TopologyError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 async def serve(
@@ -61,7 +76,13 @@ async def serve(
     drain: bool = False,
     stop: asyncio.Event | None = None,
 ) -> int:
-    """Consume until ``stop`` is set (by SIGTERM or SIGINT when not given)."""
+    """Consume until ``stop`` is set (by SIGTERM or SIGINT when not given).
+
+    Raises :class:`lectr.broker.TopologyError` when the broker's queues do not match.
+    """
+    consumer_settings = dataclasses.replace(
+        consumer_settings, delivery_limit=settings.ingest_delivery_limit
+    )
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT) if stop is None else ()
     stop = stop or asyncio.Event()
@@ -75,6 +96,7 @@ async def serve(
         # One connection per writer, one for prices and health rows.
         max_size=consumer_settings.writers + 1,
         command_timeout=COMMAND_TIMEOUT_S,
+        timeout=CONNECT_TIMEOUT_S,
     )
     assert pool is not None
     stats = Stats()
@@ -84,8 +106,8 @@ async def serve(
         await pool.close()
         for signum in signals:
             loop.remove_signal_handler(signum)
-    log.info("consumer stopped: %d events stored, %d duplicates, %d invalid",
-             stats.events_stored, stats.events_duplicate, stats.events_invalid)  # fmt: skip
+    log.info("consumer stopped: %d events stored, %d duplicates, %d dead-lettered",
+             stats.events_stored, stats.events_duplicate, stats.events_dead)  # fmt: skip
     return 0
 
 
@@ -111,14 +133,7 @@ async def _consume_with_reconnects(
         attempt = 0
         try:
             async with connection:
-                channel = await connection.channel()
-                await channel.set_qos(prefetch_count=consumer_settings.prefetch)
-                topology = await broker.declare_topology(
-                    channel,
-                    names,
-                    delivery_limit=settings.ingest_delivery_limit,
-                    replay_max_age=settings.replay_max_age,
-                )
+                topology = await _declare(connection, names, settings, consumer_settings, drain)
                 log.info("consuming %s", names.ingest)
                 consumer = Consumer(
                     consumer_settings, pool, topology, clock=SystemClock(), stats=stats
@@ -127,6 +142,31 @@ async def _consume_with_reconnects(
                 return
         except broker.UNREACHABLE_ERRORS as exc:
             log.warning("lost the broker (%s); reconnecting", exc or type(exc).__name__)
+
+
+async def _declare(
+    connection: AbstractConnection,
+    names: broker.BrokerNames,
+    settings: Settings,
+    consumer_settings: ConsumerSettings,
+    drain: bool,
+) -> broker.Topology:
+    """The topology on a new consuming channel; in drain mode an ingest queue of the old
+    kind is consumed as it is (the broker closed the first channel on the mismatch)."""
+    legacy = False
+    while True:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=consumer_settings.prefetch)
+        try:
+            return await broker.declare_topology(
+                channel, names, replay_max_age=settings.replay_max_age, legacy_ingest=legacy
+            )
+        except broker.LegacyIngestQueue:
+            if not drain or legacy:
+                raise
+            log.warning("%s is an ingest queue of the old kind; draining it as it is",
+                        names.ingest)  # fmt: skip
+            legacy = True
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -1,8 +1,11 @@
 """Step 3: set each event's cost from the price in force when it was made.
 
 An event whose model has no price gets a NULL cost; the step counts it and logs each
-such provider/model once. The price table is read through a :class:`PriceCache`; the
-first read waits (retrying) for the database like an insert does.
+such provider/model once (it remembers the last :data:`REPORTED_MODELS` of them, so a
+client sending endless made-up model names cannot grow it). An event whose tokens were
+not counted (``token_source = "uncounted"``) also gets a NULL cost and is counted as
+unpriced: its cost is unknown, not zero. The price table is read through a
+:class:`PriceCache`; the first read waits (retrying) for the database like an insert does.
 """
 
 from __future__ import annotations
@@ -11,17 +14,21 @@ import dataclasses
 import logging
 
 from consumers.clock import Clock
+from consumers.pricing import BoundedSet, PriceBook, PriceCache
 from consumers.pricing import Price as PriceVersion
-from consumers.pricing import PriceBook, PriceCache
 from consumers.retry import retry_transient
 from consumers.stats import Stats
 from consumers.step import Envelope, Passing, Step
-from schema.events import RequestEvent
+from schema.events import UNCOUNTED, RequestEvent
 
 log = logging.getLogger(__name__)
 
+REPORTED_MODELS = 1000
+
 
 def price_of(book: PriceBook, event: RequestEvent) -> PriceVersion | None:
+    if event.token_source == UNCOUNTED:
+        return None
     return book.price(event.provider, event.actual_model or event.requested_model, event.created_at)
 
 
@@ -55,7 +62,7 @@ class Price(Passing):
         self.stats = stats
         self.clock = clock
         self.retry_max_wait_s = retry_max_wait_s
-        self._reported: set[tuple[str, str | None]] = set()
+        self._reported: BoundedSet[tuple[str, str | None]] = BoundedSet(REPORTED_MODELS)
 
     async def submit(self, envelope: Envelope) -> None:
         if envelope.events:
@@ -74,8 +81,7 @@ class Price(Passing):
         if price is None:
             self.stats.events_unpriced += 1
             key = (event.provider, event.actual_model or event.requested_model)
-            if key not in self._reported:
-                self._reported.add(key)
+            if event.token_source != UNCOUNTED and self._reported.add(key):
                 log.warning("no price for %s model %r: its cost stays empty", *key)
         return with_cost(event, price)
 

@@ -15,6 +15,9 @@ How a request's model is matched to a price, first match wins:
 Azure OpenAI runs OpenAI's models under OpenAI's names, so ``azure`` events are looked up
 under ``azure`` first, then under ``openai``. Nothing else is guessed: a model with no
 match, or a request made before the model's first price, gets a NULL cost and is counted.
+
+Model names come from clients, so whatever is remembered per name is bounded
+(:class:`BoundedSet`, :class:`BoundedDict`: the least recently used names are forgotten).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Generic, TypeVar
 
 import asyncpg
 
@@ -38,6 +43,57 @@ _PREFIX_RE = re.compile(r"^(models|openai|anthropic|google|gemini|groq|mistral|a
 _DATE_RE = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8})$")
 _PER_MTOK = Decimal(1_000_000)
 COST_QUANTUM = Decimal("0.00000001")  # request_logs.cost_usd is NUMERIC(18, 8)
+RESOLVED_NAMES = 10_000
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class BoundedDict(Generic[K, V]):
+    """A dict of at most ``capacity`` keys that forgets the least recently used."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def get(self, key: K) -> V | None:
+        if key not in self._items:
+            return None
+        self._items.move_to_end(key)
+        return self._items[key]
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+
+class BoundedSet(Generic[K]):
+    """A set of at most ``capacity`` members that forgets the least recently added."""
+
+    def __init__(self, capacity: int) -> None:
+        self._members: BoundedDict[K, None] = BoundedDict(capacity)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, member: object) -> bool:
+        return member in self._members
+
+    def add(self, member: K) -> bool:
+        """Add ``member``; True when it was not there already."""
+        if member in self._members:
+            self._members.get(member)
+            return False
+        self._members.put(member, None)
+        return True
 
 
 @dataclass(frozen=True)
@@ -88,7 +144,9 @@ class PriceBook:
             prices.sort(key=lambda p: p.effective_from)
         self._versions = versions
         self._starts = {k: [p.effective_from for p in v] for k, v in versions.items()}
-        self._resolved: dict[tuple[str, str], tuple[str, str] | None] = {}
+        self._resolved: BoundedDict[tuple[str, str], tuple[str, str] | None] = BoundedDict(
+            RESOLVED_NAMES
+        )
 
     def __len__(self) -> int:
         return len(self._versions)
@@ -106,17 +164,19 @@ class PriceBook:
     def _resolve(self, provider: str, model: str) -> tuple[str, str] | None:
         """The priced (provider, model) that ``model`` maps to, remembered per name."""
         asked = (provider, model)
-        if asked not in self._resolved:
-            self._resolved[asked] = next(
-                (
-                    (prov, name)
-                    for prov in (provider, *PROVIDER_ALIASES.get(provider, ()))
-                    for name in candidate_names(model)
-                    if (prov, name) in self._versions
-                ),
-                None,
-            )
-        return self._resolved[asked]
+        if asked in self._resolved:
+            return self._resolved.get(asked)
+        resolved = next(
+            (
+                (prov, name)
+                for prov in (provider, *PROVIDER_ALIASES.get(provider, ()))
+                for name in candidate_names(model)
+                if (prov, name) in self._versions
+            ),
+            None,
+        )
+        self._resolved.put(asked, resolved)
+        return resolved
 
 
 LOAD_SQL = """

@@ -109,7 +109,6 @@ async def _replay(settings: Settings, options: ReplayOptions, clock: SystemClock
                 await broker.declare_topology(
                     channel,
                     names,
-                    delivery_limit=settings.ingest_delivery_limit,
                     replay_max_age=settings.replay_max_age,
                 )
             except broker.TopologyError as exc:

@@ -4,6 +4,11 @@ A transient failure (no connection, the server starting or shutting down, a dead
 too many connections) is retried after a wait that starts at :data:`FIRST_WAIT_S` and
 doubles up to a cap, for as long as it takes: the broker keeps the backlog meanwhile.
 Any other database error is permanent and raised at once.
+
+Among permanent errors, a data error (:func:`is_data_error`: a value or row the
+database refuses) is about the rows written; any other (a missing table or column
+before ``lectr migrate``, a missing privilege) is about the database, and writers keep
+retrying it rather than blame, and dead-letter, every event they hold.
 """
 
 from __future__ import annotations
@@ -34,6 +39,23 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+# SQLSTATE classes about the data itself: data exception (22: NUL in text, a value out
+# of range), integrity constraint violation (23: a check, no partition for the row).
+DATA_SQLSTATE_CLASSES = ("22", "23")
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True when Postgres refused what was written, not how or where it was written."""
+    if not isinstance(exc, asyncpg.PostgresError):
+        return False
+    return str(getattr(exc, "sqlstate", "") or "")[:2] in DATA_SQLSTATE_CLASSES
+
+
+def is_not_data_error(exc: BaseException) -> bool:
+    """Worth retrying for a writer: anything but a data error (see the module docstring)."""
+    return isinstance(exc, Exception) and not is_data_error(exc)
+
+
 def backoff_s(attempt: int, max_s: float) -> float:
     """The wait before retry number ``attempt`` (1, 2, …): doubling, capped at ``max_s``."""
     return min(max_s, FIRST_WAIT_S * 2 ** min(attempt - 1, 32))
@@ -46,14 +68,16 @@ async def retry_transient(
     max_wait_s: float,
     what: str,
     on_retry: Callable[[], None] | None = None,
+    retryable: Callable[[BaseException], bool] = is_transient,
 ) -> T:
-    """Run ``operation`` until it succeeds or fails permanently (that error is raised)."""
+    """Run ``operation`` until it succeeds or fails permanently (that error is raised).
+    ``retryable`` says which errors are retried (by default the transient ones)."""
     attempt = 0
     while True:
         try:
             return await operation()
         except Exception as exc:
-            if not is_transient(exc):
+            if not retryable(exc):
                 raise
             attempt += 1
             wait_s = backoff_s(attempt, max_wait_s)

@@ -1,15 +1,35 @@
 """The consumer's own settings (``LECTR_CONSUMER_*``), read once at start-up.
 
 The settings every process shares (database, broker, prefix, delivery limit) are in
-:class:`lectr.settings.Settings`; these are the consumer's knobs only.
+:class:`lectr.settings.Settings`; these are the consumer's knobs only, plus
+``LECTR_DEAD_RETENTION`` (how long a dead letter is kept), which only consumers use.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lectr.settings import EnvReader, positive_float, positive_int
+from lectr.settings import EnvReader, SettingsError, positive_float, positive_int
+
+_RETENTION_RE = re.compile(r"^([1-9][0-9]*)([Dhms]?)$")
+_RETENTION_UNIT_S = {"D": 86_400, "h": 3_600, "m": 60, "s": 1, "": 3_600}
+# RabbitMQ refuses a per-message expiration above 2^32 - 1 ms (about 49.7 days).
+MAX_DEAD_RETENTION_S = (2**32 - 1) // 1000
+
+
+def retention_s(value: str, variable: str) -> int:
+    """``7D``, ``36h``, ``90m``, ``600s``, or a bare number of hours, in seconds."""
+    match = _RETENTION_RE.match(value.strip())
+    if match is None:
+        raise SettingsError(
+            variable, f"expected a number and a unit D, h, m or s (e.g. 7D), got {value!r}"
+        )
+    seconds = int(match.group(1)) * _RETENTION_UNIT_S[match.group(2)]
+    if seconds > MAX_DEAD_RETENTION_S:
+        raise SettingsError(variable, f"must be at most 49D (RabbitMQ's limit), got {value!r}")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -26,7 +46,10 @@ class ConsumerSettings:
     often the price table is re-read. ``health_interval_s``: how often the consumer
     writes its own row to ``pipeline_health``. ``shutdown_timeout_s``: on SIGTERM, how
     long to try to finish the current batch before giving up (what is not acked then
-    is redelivered).
+    is redelivered). ``delivery_limit``: a message delivered this many times without
+    being acked is dead-lettered (sanitised) on its next delivery, before anything else
+    is done with it (``LECTR_INGEST_DELIVERY_LIMIT``, a shared setting: ``main`` sets it).
+    ``dead_retention_s``: how long RabbitMQ keeps each dead letter (its expiration).
     """
 
     batch_size: int = 100
@@ -34,10 +57,13 @@ class ConsumerSettings:
     prefetch: int = 200
     tokenise_threads: int = 2
     writers: int = 2
-    retry_backoff_max_s: float = 30.0
+    # Short, so a restored database is noticed within seconds.
+    retry_backoff_max_s: float = 2.0
     price_refresh_s: float = 300.0
     health_interval_s: float = 30.0
     shutdown_timeout_s: float = 30.0
+    delivery_limit: int = 5
+    dead_retention_s: int = 7 * 86_400
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConsumerSettings:
@@ -67,4 +93,5 @@ class ConsumerSettings:
             shutdown_timeout_s=read(
                 "LECTR_CONSUMER_SHUTDOWN_TIMEOUT_S", d.shutdown_timeout_s, positive_float
             ),
+            dead_retention_s=read("LECTR_DEAD_RETENTION", d.dead_retention_s, retention_s),
         )

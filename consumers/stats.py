@@ -21,14 +21,21 @@ class Stats:
     """Totals since the process started (so a lost snapshot loses nothing)."""
 
     messages: int = 0
-    messages_rejected: int = 0
+    # Messages that were not an event batch (dropped; a marker is dead-lettered).
+    messages_undecodable: int = 0
+    # Messages delivered LECTR_INGEST_DELIVERY_LIMIT times (their events dead-lettered).
+    messages_over_limit: int = 0
     events_received: int = 0
     events_invalid: int = 0
+    # Events dead-lettered (sanitised): invalid, refused by Postgres, or over the limit.
+    events_dead: int = 0
     events_tokenised: int = 0
     events_unpriced: int = 0
     events_stored: int = 0
     events_duplicate: int = 0
     health_snapshots: int = 0
+    # Health snapshots dropped: undecodable, not storable, or over the delivery limit.
+    health_invalid: int = 0
     database_retries: int = 0
     # The largest ingest lag seen since the last report: from an event's completion
     # (its proxy finished the request) to the commit that stored it.

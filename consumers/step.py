@@ -11,8 +11,9 @@ finish (the broker connection is gone, or the shutdown deadline passed).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from schema.events import HealthSnapshot, RequestEvent
 
@@ -20,11 +21,16 @@ T_contra = TypeVar("T_contra", contravariant=True)
 
 
 class Delivery(Protocol):
-    """One broker message as the consumer settles it (aio-pika's IncomingMessage)."""
+    """One broker message as the consumer reads and settles it (aio-pika's
+    IncomingMessage). It is only ever acked: what cannot be stored is dead-lettered
+    (sanitised, by the consumer) first."""
+
+    body: bytes
+    type: str | None
+    message_id: str | None
+    headers: Mapping[str, Any]
 
     async def ack(self, multiple: bool = False) -> None: ...
-
-    async def reject(self, requeue: bool = False) -> None: ...
 
 
 class Step(Protocol[T_contra]):
@@ -62,14 +68,25 @@ class Passing:
 
 
 @dataclass
+class DeadEvent:
+    """An event that cannot be stored, with why. ``record`` is the event without its
+    text, or for an event that did not even decode, its fields as they came (without
+    ``text``); :mod:`consumers.dead` sanitises it again before it is published."""
+
+    record: RequestEvent | dict[str, Any]
+    reason: str
+
+
+@dataclass
 class Envelope:
     """A message's contents on their way through the chain."""
 
     delivery: Delivery
     events: list[RequestEvent] = field(default_factory=list)
     health: list[HealthSnapshot] = field(default_factory=list)
-    # Set by the insert step when the message's own rows cannot be written at all.
-    failed: str | None = None
+    # Events of this message that cannot be stored (invalid, or refused by Postgres):
+    # the commit step dead-letters them, sanitised, before it acks the message.
+    dead: list[DeadEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -80,7 +97,7 @@ class Batch:
 
     @property
     def events(self) -> list[RequestEvent]:
-        return [e for env in self.envelopes if env.failed is None for e in env.events]
+        return [e for env in self.envelopes for e in env.events]
 
     @property
     def event_count(self) -> int:

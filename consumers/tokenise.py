@@ -5,20 +5,26 @@ keeps receiving messages meanwhile). Envelopes leave in the order they came. At 
 ``max_pending`` envelopes are being counted at once; ``submit`` waits for the oldest
 when that many are, which is this step's backpressure.
 
-Every event leaves this step sanitised: its transient text is gone.
+Every event leaves this step sanitised: its transient text is gone. An event the proxy
+sent without its text (``token_source = "uncounted"``: spooled at shutdown, or over its
+byte cap) keeps that mark and is not counted; so does one whose text cannot be counted
+(the tokeniser fails on it): one bad text never fails its neighbours.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections import deque
 from concurrent.futures import Executor
 
 from consumers import tokeniser
 from consumers.stats import Stats
 from consumers.step import Envelope, Step
-from schema.events import RequestEvent
+from schema.events import UNCOUNTED, RequestEvent
+
+log = logging.getLogger(__name__)
 
 TOKEN_SOURCE = "tokeniser"
 
@@ -34,6 +40,8 @@ def with_counts(event: RequestEvent) -> RequestEvent:
     text = event.text
     if text is None:
         return event
+    if event.token_source == UNCOUNTED:
+        return event.sanitised()
     needs_input = event.input_tokens is None and text.prompt is not None
     needs_output = event.output_tokens is None
     if not (needs_input or needs_output):
@@ -52,12 +60,26 @@ def with_counts(event: RequestEvent) -> RequestEvent:
     )
 
 
+def counted(event: RequestEvent) -> RequestEvent:
+    """:func:`with_counts`, or the event marked uncounted when its text cannot be counted."""
+    try:
+        return with_counts(event)
+    except Exception as exc:  # any text a tokeniser chokes on: this event alone loses counts
+        log.warning("cannot count the tokens of event %s (%s); marked uncounted",
+                    event.id, type(exc).__name__)  # fmt: skip
+        return dataclasses.replace(event, text=None, token_source=UNCOUNTED)
+
+
 def count_all(events: list[RequestEvent]) -> list[RequestEvent]:
-    return [with_counts(e) for e in events]
+    return [counted(e) for e in events]
 
 
 def _needs_counting(event: RequestEvent) -> bool:
-    return event.text is not None and (event.input_tokens is None or event.output_tokens is None)
+    return (
+        event.text is not None
+        and event.token_source != UNCOUNTED
+        and (event.input_tokens is None or event.output_tokens is None)
+    )
 
 
 class Tokenise:

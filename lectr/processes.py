@@ -32,6 +32,7 @@ PROCESSES: dict[str, str] = {
 # One-off commands a process package offers: command name -> module with ``run``.
 COMMANDS: dict[str, str] = {
     "replay": "consumers.replay_command",
+    "dead": "consumers.dead_command",
 }
 
 EntryPoint = Callable[[Settings, list[str]], int]

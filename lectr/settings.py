@@ -92,6 +92,22 @@ def _positive_int(value: str, variable: str) -> int:
     return number
 
 
+# Consumers dead-letter an ingest message delivered this many times; RabbitMQ 4.x drops
+# a quorum-queue message at 20 deliveries (no dead-letter exchange), so stay well below.
+MAX_DELIVERY_LIMIT = 15
+
+
+def _delivery_limit(value: str, variable: str) -> int:
+    number = _positive_int(value, variable)
+    if number > MAX_DELIVERY_LIMIT:
+        raise SettingsError(
+            variable,
+            f"must be at most {MAX_DELIVERY_LIMIT} (RabbitMQ 4.x drops a quorum-queue "
+            f"message redelivered 20 times), got {number}",
+        )
+    return number
+
+
 def _secret(value: str, variable: str) -> str:
     if len(value) < MIN_SECRET_LENGTH:
         raise SettingsError(
@@ -204,7 +220,7 @@ class Settings:
             api_port=read("LECTR_API_PORT", defaults.api_port, _port),
             broker_prefix=read("LECTR_BROKER_PREFIX", defaults.broker_prefix, _broker_prefix),
             ingest_delivery_limit=read(
-                "LECTR_INGEST_DELIVERY_LIMIT", defaults.ingest_delivery_limit, _positive_int
+                "LECTR_INGEST_DELIVERY_LIMIT", defaults.ingest_delivery_limit, _delivery_limit
             ),
             replay_max_age=read("LECTR_REPLAY_MAX_AGE", defaults.replay_max_age, _max_age),
             log_level=read("LECTR_LOG_LEVEL", defaults.log_level, _log_level),

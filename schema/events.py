@@ -18,6 +18,7 @@ Unknown fields are ignored, so a newer proxy can add fields before consumers rea
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,9 @@ WIRE_VERSION = 1
 EVENTS_TYPE = "lectr.events.v1"
 HEALTH_TYPE = "lectr.health.v1"
 CONTENT_TYPE = "application/json"
+# token_source of an event whose counting text was dropped before any consumer counted
+# it (over the proxy's cap, or spooled at shutdown) and whose provider reported no usage.
+UNCOUNTED = "uncounted"
 
 
 class InvalidEvent(ValueError):
@@ -90,6 +94,14 @@ class RequestEvent:
         """This event without its transient text: the only form that may be kept."""
         return dataclasses.replace(self, text=None)
 
+    def uncounted(self) -> RequestEvent:
+        """This event without its text, before any consumer counted its tokens (text over
+        the proxy's cap, or spooled): ``token_source`` says :data:`UNCOUNTED` when it
+        carried text, which means the provider did not report complete usage."""
+        if self.text is None:
+            return self
+        return dataclasses.replace(self, text=None, token_source=UNCOUNTED)
+
 
 @dataclass(frozen=True, slots=True)
 class DecodedBatch:
@@ -106,17 +118,34 @@ def _dump_default(value: object) -> object:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+def encode_event(event: RequestEvent) -> bytes:
+    """One event as JSON (with ``text`` when it carries it), for :func:`batch_body`.
+
+    Raises ``orjson.JSONEncodeError`` (a ``TypeError``) for an event that cannot be
+    encoded, such as one holding a string with a lone surrogate."""
+    return orjson.dumps(event, default=_dump_default)
+
+
+_BATCH_HEAD = b'{"v":%d,"events":[' % WIRE_VERSION
+_BATCH_TAIL = b"]}"
+# Bytes a batch body adds to its encoded events (plus one comma between two events).
+BATCH_OVERHEAD = len(_BATCH_HEAD) + len(_BATCH_TAIL)
+
+
+def batch_body(encoded: Iterable[bytes]) -> bytes:
+    """One message body from events encoded one by one with :func:`encode_event`, so a
+    batch never fails because of one event and its size is known before it is built."""
+    return b"".join((_BATCH_HEAD, b",".join(encoded), _BATCH_TAIL))
+
+
 def encode_events(events: Iterable[RequestEvent]) -> bytes:
     """One message body for ``events`` (with ``text`` when the events carry it)."""
-    return orjson.dumps({"v": WIRE_VERSION, "events": list(events)}, default=_dump_default)
+    return batch_body([encode_event(event) for event in events])
 
 
 def decode_events(body: bytes) -> DecodedBatch:
     """Decode a message body. Raises :class:`InvalidEvent` if it is not a batch at all."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEvent(f"not JSON: {exc}") from None
+    data = _loads(body)
     if not isinstance(data, dict) or data.get("v") != WIRE_VERSION:
         version = data.get("v") if isinstance(data, dict) else None
         raise InvalidEvent(f"not a version {WIRE_VERSION} event batch (v={version!r})")
@@ -131,6 +160,25 @@ def decode_events(body: bytes) -> DecodedBatch:
         except InvalidEvent as exc:
             errors.append((index, str(exc)))
     return DecodedBatch(events, errors)
+
+
+def _loads(body: bytes) -> Any:
+    """Parse JSON; text orjson refuses (a lone surrogate, a byte that is not UTF-8) is
+    parsed leniently instead, so one bad event does not make its whole batch unreadable:
+    such text decodes with lone surrogates, which the consumer's validation refuses per
+    event."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        try:
+            text = body.decode("utf-8", "surrogateescape")
+            return json.loads(text, parse_constant=_no_constant)
+        except ValueError:
+            raise InvalidEvent(f"not JSON: {exc}") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 # -- field parsing ----------------------------------------------------------------------

@@ -11,9 +11,11 @@ from lectr.broker import (
     INGEST_HEALTH_KEY,
     REPLAY_EVENTS_KEY,
     BrokerNames,
+    LegacyIngestQueue,
     Topology,
     TopologyError,
     declare_topology,
+    delete_topology,
 )
 from tests.conftest import DELIVERY_LIMIT, REPLAY_MAX_AGE
 from tests.support.events import next_message
@@ -54,9 +56,7 @@ async def test_declaring_again_is_harmless(
 ) -> None:
     for _ in range(2):
         channel = await amqp.channel()
-        topology = await declare_topology(
-            channel, broker_names, delivery_limit=DELIVERY_LIMIT, replay_max_age=REPLAY_MAX_AGE
-        )
+        topology = await declare_topology(channel, broker_names, replay_max_age=REPLAY_MAX_AGE)
         assert topology.ingest.name == broker_names.ingest
         await channel.close()
 
@@ -65,13 +65,42 @@ async def test_other_settings_for_an_existing_queue_are_a_clear_error(
     amqp: AbstractConnection, broker_names: BrokerNames, topology: Topology
 ) -> None:
     channel = await amqp.channel()
-    with pytest.raises(TopologyError, match="LECTR_INGEST_DELIVERY_LIMIT"):
-        await declare_topology(
-            channel,
-            broker_names,
-            delivery_limit=DELIVERY_LIMIT + 1,
-            replay_max_age=REPLAY_MAX_AGE,
+    with pytest.raises(TopologyError, match="LECTR_REPLAY_MAX_AGE") as raised:
+        await declare_topology(channel, broker_names, replay_max_age="2D")
+    assert not isinstance(raised.value, LegacyIngestQueue)
+
+
+async def test_an_ingest_queue_declared_the_old_way_is_a_clear_error_with_a_way_out(
+    amqp: AbstractConnection, broker_names: BrokerNames
+) -> None:
+    names = BrokerNames(f"{broker_names.prefix}_old")
+    channel = await amqp.channel()
+    await channel.declare_queue(
+        names.ingest,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": 5,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": names.dead,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
+    try:
+        with pytest.raises(LegacyIngestQueue) as raised:
+            await declare_topology(await amqp.channel(), names, replay_max_age=REPLAY_MAX_AGE)
+        message = str(raised.value)
+        assert "lectr consumer --drain" in message
+        assert f"rabbitmqctl delete_queue {names.ingest}" in message
+        # Draining it is still possible: the queue is only looked up.
+        legacy = await declare_topology(
+            await amqp.channel(), names, replay_max_age=REPLAY_MAX_AGE, legacy_ingest=True
         )
+        assert legacy.ingest.name == names.ingest
+    finally:
+        cleanup = await amqp.channel()
+        await delete_topology(cleanup, names)
 
 
 async def test_ingest_messages_reach_the_ingest_queue_only(
@@ -102,19 +131,17 @@ async def test_the_replay_stream_can_be_read_again_from_the_start(
     assert first == second and first[-1] == b"replayable"
 
 
-async def test_a_message_rejected_past_the_delivery_limit_is_dead_lettered(
+async def test_the_broker_never_dead_letters_a_raw_ingest_message(
     topology: Topology,
 ) -> None:
+    # Raw messages may hold prompt text: only consumers dead-letter, sanitised events.
     await _publish(topology, b"poison", INGEST_EVENTS_KEY)
-    for _ in range(DELIVERY_LIMIT):
+    for count in range(DELIVERY_LIMIT + 3):
         message = await _get(topology.ingest)
         assert message.body == b"poison"
+        # The count consumers enforce LECTR_INGEST_DELIVERY_LIMIT with.
+        assert (message.headers or {}).get("x-delivery-count", 0) == count
         await message.reject(requeue=True)
-    # One more rejection than the limit allows: the broker moves it to the dead queue.
+    assert await topology.dead.get(fail=False) is None
     last = await _get(topology.ingest)
-    await last.reject(requeue=True)
-
-    dead = await _get(topology.dead)
-    assert dead.body == b"poison"
-    await dead.ack()
-    assert await topology.ingest.get(fail=False) is None
+    await last.ack()

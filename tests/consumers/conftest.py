@@ -40,6 +40,7 @@ FAST = ConsumerSettings(
     price_refresh_s=300,
     health_interval_s=3600,
     shutdown_timeout_s=10,
+    delivery_limit=DELIVERY_LIMIT,
 )
 
 
@@ -103,9 +104,7 @@ async def private_topology(
 ) -> AsyncIterator[Topology]:
     """A topology of this test's own (same settings as the session's), deleted afterwards."""
     channel = await amqp.channel()
-    yield await declare_topology(
-        channel, private_names, delivery_limit=DELIVERY_LIMIT, replay_max_age=REPLAY_MAX_AGE
-    )
+    yield await declare_topology(channel, private_names, replay_max_age=REPLAY_MAX_AGE)
     cleanup = await amqp.channel()
     await delete_topology(cleanup, private_names)
     await cleanup.close()
@@ -141,9 +140,7 @@ async def consumer_channel(amqp: AbstractConnection, private_names: BrokerNames)
     async def open_channel(prefetch: int = FAST.prefetch) -> Topology:
         channel = await amqp.channel()
         await channel.set_qos(prefetch_count=prefetch)
-        return await declare_topology(
-            channel, private_names, delivery_limit=DELIVERY_LIMIT, replay_max_age=REPLAY_MAX_AGE
-        )
+        return await declare_topology(channel, private_names, replay_max_age=REPLAY_MAX_AGE)
 
     return open_channel
 

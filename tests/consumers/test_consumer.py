@@ -122,7 +122,24 @@ async def test_unknown_models_get_a_null_cost_and_are_counted(
     assert rollup["unpriced_count"] == 4 and rollup["cost_usd"] == 0
 
 
-async def test_a_poison_message_is_dead_lettered_and_its_neighbours_stored(
+async def test_uncounted_events_keep_their_mark_and_stay_unpriced(
+    private_topology, consumer_channel, pool, db
+) -> None:
+    # The proxy dropped their text (spooled, or over its cap) and had no provider usage.
+    org = uuid.uuid4()
+    await publish_events(private_topology, org_events(org, 3, text=None, token_source="uncounted"))
+    stats = Stats()
+    await drain(await _consumer(consumer_channel, pool, stats=stats))
+    rows = await stored_rows(db, org)
+    assert [(r["token_source"], r["cost_usd"], r["output_tokens"]) for r in rows] == [
+        ("uncounted", None, None)
+    ] * 3
+    assert stats.events_unpriced == 3 and stats.events_tokenised == 0
+    (rollup,) = await rollup_rows(db, org)
+    assert rollup["unpriced_count"] == 3 and rollup["cost_usd"] == 0
+
+
+async def test_a_poison_message_leaves_a_marker_and_an_invalid_event_goes_alone(
     private_topology, consumer_channel, pool, db, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
@@ -136,10 +153,22 @@ async def test_a_poison_message_is_dead_lettered_and_its_neighbours_stored(
     await drain(await _consumer(consumer_channel, pool))
 
     assert {r["id"] for r in await stored_rows(db, org)} == {e.id for e in before + after}
-    dead = await get_message(private_topology.dead)
-    assert dead.body.startswith(b'{"v": 1, "events": [ PLANTED')
-    await dead.ack()
-    assert "dead-lettering message" in caplog.text and "not JSON" in caplog.text
+    dead = [await get_message(private_topology.dead) for _ in range(2)]
+    for message in dead:
+        await message.ack()
+        assert b"PLANTED" not in message.body
+        assert message.headers["x-lectr-reason"] and message.expiration
+    marker, invalid = sorted(dead, key=lambda m: len(m.body))
+    assert orjson.loads(marker.body) == {"v": 1, "events": []}
+    assert "not JSON" in marker.headers["x-lectr-reason"]
+    # It does not decode (that is why it is there): its metadata is kept as it came.
+    (record,) = orjson.loads(invalid.body)["events"]
+    assert record["id"] == str(bad_event.id) and record["org_id"] == str(org)
+    assert record["status_code"] == -1 and "text" not in record
+    assert "status_code" in invalid.headers["x-lectr-reason"]
+    assert await private_topology.dead.get(fail=False) is None
+    assert await private_topology.ingest.get(fail=False) is None
+    assert "cannot be decoded" in caplog.text and "not JSON" in caplog.text
     assert "status_code" in caplog.text
     assert "PLANTED" not in caplog.text
 

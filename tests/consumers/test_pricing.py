@@ -9,28 +9,38 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from consumers.price import priced
-from consumers.pricing import Price, PriceBook, PriceCache, candidate_names, load_price_book
+from consumers.price import REPORTED_MODELS, Price, priced
+from consumers.pricing import (
+    RESOLVED_NAMES,
+    BoundedDict,
+    BoundedSet,
+    PriceBook,
+    PriceCache,
+    candidate_names,
+    load_price_book,
+)
+from consumers.pricing import Price as PriceVersion
+from consumers.stats import Stats
+from consumers.step import Envelope
 from tests.consumers.conftest import ManualClock, make_event
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def _price(start: datetime, inp: str, out: str, cached: str | None = None) -> Price:
-    return Price(start, Decimal(inp), Decimal(out), Decimal(cached) if cached else None)
+def _price(start: datetime, inp: str, out: str, cached: str | None = None) -> PriceVersion:
+    return PriceVersion(start, Decimal(inp), Decimal(out), Decimal(cached) if cached else None)
 
 
-BOOK = PriceBook(
-    [
-        ("openai", "gpt-4o", _price(T0, "2.50", "10.00", "1.25")),
-        ("openai", "gpt-4o", _price(T1, "2.00", "8.00", "1.00")),
-        ("anthropic", "claude-sonnet-4-5", _price(T0, "3.00", "15.00")),
-        ("groq", "openai/gpt-oss-120b", _price(T0, "0.15", "0.60")),
-        ("gemini", "gemini-2.5-pro", _price(T0, "1.25", "10.00")),
-        ("azure", "gpt-4o", _price(T0, "2.75", "11.00")),
-    ]
-)
+BOOK_ROWS = [
+    ("openai", "gpt-4o", _price(T0, "2.50", "10.00", "1.25")),
+    ("openai", "gpt-4o", _price(T1, "2.00", "8.00", "1.00")),
+    ("anthropic", "claude-sonnet-4-5", _price(T0, "3.00", "15.00")),
+    ("groq", "openai/gpt-oss-120b", _price(T0, "0.15", "0.60")),
+    ("gemini", "gemini-2.5-pro", _price(T0, "1.25", "10.00")),
+    ("azure", "gpt-4o", _price(T0, "2.75", "11.00")),
+]
+BOOK = PriceBook(BOOK_ROWS)
 
 
 @pytest.mark.parametrize(
@@ -178,3 +188,61 @@ async def test_a_failed_refresh_keeps_the_loaded_prices() -> None:
     clock.advance(10)
     await cache.get()
     assert failing.calls == 2  # the next attempt waits another interval
+
+
+async def test_uncounted_tokens_mean_no_cost_and_an_unpriced_event(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    out, stats = _Collect(), Stats()
+    step = Price(out, _Fixed(BOOK), stats, clock=ManualClock(), retry_max_wait_s=1)  # type: ignore[arg-type]
+    event = make_event(actual_model="gpt-4o", text=None, token_source="uncounted", cost_usd=None)
+    await step.submit(Envelope(None, events=[event]))  # type: ignore[arg-type]
+    (priced_event,) = out.items[0].events
+    assert priced_event.cost_usd is None and priced_event.token_source == "uncounted"
+    assert stats.events_unpriced == 1 and "no price" not in caplog.text
+
+
+async def test_the_unknown_models_remembered_are_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    out, stats = _Collect(), Stats()
+    book = PriceBook(BOOK_ROWS)
+    step = Price(out, _Fixed(book), stats, clock=ManualClock(), retry_max_wait_s=1)  # type: ignore[arg-type]
+    names = [f"made-up-{i}" for i in range(REPORTED_MODELS + 500)]
+    for name in names:
+        event = make_event(actual_model=name, text=None, input_tokens=1, output_tokens=1)
+        await step.submit(Envelope(None, events=[event]))  # type: ignore[arg-type]
+    assert stats.events_unpriced == len(names)
+    assert len(step._reported) == REPORTED_MODELS
+    assert len(book._resolved) <= RESOLVED_NAMES
+    assert caplog.text.count("no price for") == len(names)  # each logged once
+    # A name still remembered is not logged again.
+    await step.submit(Envelope(None, events=[make_event(actual_model=names[-1], text=None)]))  # type: ignore[arg-type]
+    assert caplog.text.count("no price for") == len(names)
+
+
+def test_bounded_collections_forget_the_least_recently_used() -> None:
+    seen: BoundedSet[str] = BoundedSet(2)
+    assert seen.add("a") and seen.add("b") and not seen.add("a")
+    assert seen.add("c")  # forgets b, used least recently
+    assert "a" in seen and "b" not in seen and len(seen) == 2
+    table: BoundedDict[str, int] = BoundedDict(2)
+    table.put("x", 1)
+    table.put("y", 2)
+    assert table.get("x") == 1
+    table.put("z", 3)
+    assert "y" not in table and table.get("x") == 1 and len(table) == 2
+
+
+class _Fixed:
+    def __init__(self, book: PriceBook) -> None:
+        self.book = book
+
+    async def get(self) -> PriceBook:
+        return self.book
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.items: list[Envelope] = []
+
+    async def submit(self, item: Envelope) -> None:
+        self.items.append(item)

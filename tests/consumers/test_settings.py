@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from consumers.settings import ConsumerSettings
-from lectr.settings import SettingsError
+from lectr.settings import Settings, SettingsError
 
 
 def test_defaults() -> None:
@@ -27,9 +27,37 @@ def test_every_variable_is_read() -> None:
             "LECTR_CONSUMER_PRICE_REFRESH_S": "60",
             "LECTR_CONSUMER_HEALTH_INTERVAL_S": "15",
             "LECTR_CONSUMER_SHUTDOWN_TIMEOUT_S": "20",
+            "LECTR_DEAD_RETENTION": "36h",
         }
     )
-    assert settings == ConsumerSettings(500, 0.5, 1000, 4, 3, 10.0, 60.0, 15.0, 20.0)
+    assert settings == ConsumerSettings(
+        500, 0.5, 1000, 4, 3, 10.0, 60.0, 15.0, 20.0, dead_retention_s=36 * 3600
+    )
+
+
+def test_a_restored_database_is_retried_within_seconds_by_default() -> None:
+    assert ConsumerSettings().retry_backoff_max_s <= 4
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("7D", 7 * 86_400), ("12h", 12 * 3_600), ("90m", 5_400), ("600s", 600), ("48", 48 * 3_600)],
+)
+def test_dead_letter_retention(value: str, seconds: int) -> None:
+    assert ConsumerSettings.from_env({"LECTR_DEAD_RETENTION": value}).dead_retention_s == seconds
+    assert ConsumerSettings().dead_retention_s == 7 * 86_400
+
+
+@pytest.mark.parametrize("value", ["7 days", "0h", "50D", "-1"])
+def test_a_bad_retention_names_its_variable(value: str) -> None:
+    with pytest.raises(SettingsError, match="LECTR_DEAD_RETENTION"):
+        ConsumerSettings.from_env({"LECTR_DEAD_RETENTION": value})
+
+
+def test_the_delivery_limit_stays_well_under_rabbitmq_4s_default_of_20() -> None:
+    assert Settings.from_env({"LECTR_INGEST_DELIVERY_LIMIT": "15"}).ingest_delivery_limit == 15
+    with pytest.raises(SettingsError, match=r"LECTR_INGEST_DELIVERY_LIMIT.*at most 15"):
+        Settings.from_env({"LECTR_INGEST_DELIVERY_LIMIT": "20"})
 
 
 @pytest.mark.parametrize(
