@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import importlib
 import logging
+import os
 import signal
+from collections.abc import Mapping
 
 from lectr import broker, processes
 from lectr.errors import CommandError
@@ -14,10 +18,18 @@ from lectr.supervisor import Supervisor
 
 log = logging.getLogger("lectr")
 
-# How long `lectr up` gives each process to stop before killing it: enough for the
-# proxy's in-flight requests and buffer drain and the consumer's last batch (at their
-# default shutdown timeouts).
+# How long `lectr up` gives a process to stop before killing it, unless the process
+# derives its own deadline from its settings (STOP_DEADLINES).
 STOP_TIMEOUT_S = 45.0
+# The consumer's margin over LECTR_CONSUMER_SHUTDOWN_TIMEOUT_S (its last batch): closing
+# its connections and writing its last health row.
+CONSUMER_MARGIN_S = 15.0
+# Process -> "module:function" taking the environment and returning the seconds that
+# process needs to stop after SIGTERM with its settings (with a margin).
+STOP_DEADLINES = {
+    "proxy": "proxy.shutdown:stop_deadline_s",
+    "consumer": "lectr.stack_commands:consumer_stop_deadline_s",
+}
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -80,7 +92,6 @@ async def declare_topology(settings: Settings) -> None:
             await broker.declare_topology(
                 channel,
                 broker.BrokerNames(settings.broker_prefix),
-                delivery_limit=settings.ingest_delivery_limit,
                 replay_max_age=settings.replay_max_age,
             )
         except broker.TopologyError as exc:
@@ -94,5 +105,24 @@ async def _supervise(names: list[str]) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
     log.info("running %s; Ctrl-C stops them in reverse order", ", ".join(names))
-    await Supervisor(processes.specs(names), stop_timeout_s=STOP_TIMEOUT_S).run(stop)
+    specs = [
+        dataclasses.replace(spec, stop_timeout_s=stop_deadline_s(spec.name, os.environ))
+        for spec in processes.specs(names)
+    ]
+    await Supervisor(specs, stop_timeout_s=STOP_TIMEOUT_S).run(stop)
     return 0
+
+
+def stop_deadline_s(name: str, environ: Mapping[str, str]) -> float:
+    """How long process ``name`` gets to stop after SIGTERM, from its settings."""
+    hook = STOP_DEADLINES.get(name)
+    if hook is None:
+        return STOP_TIMEOUT_S
+    module, function = hook.split(":")
+    return float(getattr(importlib.import_module(module), function)(environ))
+
+
+def consumer_stop_deadline_s(environ: Mapping[str, str]) -> float:
+    from consumers.settings import ConsumerSettings
+
+    return ConsumerSettings.from_env(environ).shutdown_timeout_s + CONSUMER_MARGIN_S

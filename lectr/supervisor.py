@@ -1,8 +1,8 @@
 """``lectr up``: run every process on one machine, restart what crashes, stop in order.
 
-Children start in the order given and stop in reverse: each gets SIGTERM and up to
-``stop_timeout_s`` to finish its work (drain a buffer, ack a batch) before SIGKILL goes
-to its whole process group.
+Children start in the order given and stop in reverse: each gets SIGTERM and up to its
+own stop timeout (its spec's, else ``stop_timeout_s``) to finish its work (drain a
+buffer, ack a batch) before SIGKILL goes to its whole process group.
 Children run in their own process group so a terminal's Ctrl-C reaches only the
 supervisor, which then stops them in that order.
 
@@ -31,6 +31,8 @@ class ProcessSpec:
     argv: tuple[str, ...]
     # The child's environment; None inherits the supervisor's.
     env: Mapping[str, str] | None = None
+    # Seconds it gets to stop after SIGTERM; None: the supervisor's stop_timeout_s.
+    stop_timeout_s: float | None = None
 
 
 @dataclass
@@ -58,7 +60,7 @@ class Supervisor:
     """Runs ``specs`` until ``stop`` is set.
 
     :param specs: processes in start order.
-    :param stop_timeout_s: grace period for each child after SIGTERM.
+    :param stop_timeout_s: grace period after SIGTERM for a child whose spec sets none.
     :param restart_delay_s: first delay before restarting a crashed child.
     :param max_restart_delay_s: cap on that delay.
     :param stable_after_s: uptime after which a crash counts as the first one again.
@@ -152,12 +154,11 @@ class Supervisor:
         log.info("stopping %s (pid %d)", child.spec.name, process.pid)
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
+        timeout_s = child.spec.stop_timeout_s or self._stop_timeout_s
         try:
-            await asyncio.wait_for(process.wait(), self._stop_timeout_s)
+            await asyncio.wait_for(process.wait(), timeout_s)
         except TimeoutError:
-            log.warning(
-                "%s did not stop within %.0f s; killing it", child.spec.name, self._stop_timeout_s
-            )
+            log.warning("%s did not stop within %.0f s; killing it", child.spec.name, timeout_s)
             # The whole process group, so no worker it started outlives it.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)

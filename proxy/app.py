@@ -1,9 +1,10 @@
 """The proxy's aiohttp application: one factory, one context per resource.
 
 Start-up order (each context waits for the one before): database reachable and schema
-at head → caches loaded → upstream HTTP client → event publisher started. Only then does
-the caller start accepting connections. Shutdown runs the contexts in reverse once
-in-flight requests have finished: the publisher drains the buffer to the broker last.
+at head → caches loaded → upstream HTTP client → event pipeline started (spooled
+events first). Only then does the caller start accepting connections. Shutdown runs the
+contexts in reverse once no request is left (see :mod:`proxy.shutdown`): the pipeline
+publishes the buffer, then spools what could not reach the broker.
 """
 
 from __future__ import annotations
@@ -19,23 +20,17 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from lectr import broker, db
+from lectr import db
 from lectr.settings import Settings
-from proxy import forward
+from proxy import forward, http_errors, log_safety, pipeline
 from proxy.buffer import EventBuffer
 from proxy.caches import Caches, run_periodic_reload
 from proxy.metrics import Metrics
-from proxy.publisher import Publisher
 from proxy.settings import ProxySettings
+from proxy.shutdown import CLOSE_TIMEOUT_S
 from proxy.state import STATE, ProxyState
-from schema.control import CACHES, ControlMessage
 
 log = logging.getLogger(__name__)
-
-# After in-flight requests finish, how long shutdown waits for the buffer to reach the broker.
-DRAIN_TIMEOUT_S = 5.0
-# How long shutdown waits for a connection or task to close before giving up on it.
-CLOSE_TIMEOUT_S = 5.0
 
 
 class StartupError(RuntimeError):
@@ -44,21 +39,24 @@ class StartupError(RuntimeError):
 
 def create_app(settings: Settings, proxy_settings: ProxySettings) -> web.Application:
     app = web.Application(client_max_size=proxy_settings.max_body_bytes)
-    buffer = EventBuffer(proxy_settings.buffer_size)
+    buffer = EventBuffer(
+        proxy_settings.buffer_size, proxy_settings.buffer_bytes, proxy_settings.text_cap_bytes
+    )
     state = ProxyState(
         settings=settings,
         proxy=proxy_settings,
         caches=Caches(_no_database),
         buffer=buffer,
-        metrics=Metrics(
-            buffer_depth=lambda: state.publisher.depth if state.publisher else len(buffer),
-            published=lambda: state.publisher.published if state.publisher else 0,
-            dropped=lambda: buffer.dropped,
-            publish_failures=lambda: state.publisher.publish_failures if state.publisher else 0,
-        ),
+        metrics=Metrics(pipeline=lambda: publisher.counters()),
     )
+    state.spool = pipeline.make_spool(state)
+    state.publisher = publisher = pipeline.make_publisher(state)
     app[STATE] = state
-    app.cleanup_ctx.extend((_database, _upstream_client, _publisher))
+    # Outermost of all: shutdown waits for the requests in flight, then cancels them.
+    app.middlewares.append(state.in_flight.middleware)
+    app.middlewares.append(http_errors.middleware)  # errors, connection cap, access log
+    log_safety.install()
+    app.cleanup_ctx.extend((_database, _upstream_client, pipeline.context))
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_route("*", "/v1/{rest:.*}", forward.handle)
@@ -125,55 +123,26 @@ async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _publisher(app: web.Application) -> AsyncIterator[None]:
-    state = app[STATE]
-    publisher = Publisher(
-        state.buffer,
-        amqp_url=state.settings.amqp_url,
-        names=broker.BrokerNames(state.settings.broker_prefix),
-        delivery_limit=state.settings.ingest_delivery_limit,
-        replay_max_age=state.settings.replay_max_age,
-        instance=state.proxy.instance,
-        batch_size=state.proxy.publish_batch_size,
-        interval_s=state.proxy.publish_interval_s,
-        health_interval_s=state.proxy.health_interval_s,
-        on_control=lambda message: _control(state, message),
-        on_reconnect=lambda: [state.caches.request_reload(name) for name in CACHES],
-        health_details=lambda: {"caches": state.caches.sizes()},
-    )
-    state.publisher = publisher
-    task = asyncio.create_task(publisher.run())
-    # Serve at once even if the broker is down; events wait in the buffer meanwhile.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(publisher.connected.wait(), state.proxy.broker_wait_s)
-    if not publisher.connected.is_set():
-        log.warning("the broker is not reachable yet; events are buffered until it is")
-    yield
-    await publisher.drain(DRAIN_TIMEOUT_S)
-    task.cancel()
-    done, _ = await asyncio.wait({task}, timeout=CLOSE_TIMEOUT_S)
-    if not done:
-        log.warning("the event publisher did not stop in time")
-
-
-def _control(state: ProxyState, message: ControlMessage) -> None:
-    log.info("control message: reloading the %s cache", message.cache)
-    state.caches.request_reload(message.cache)
-
-
 async def health(request: web.Request) -> web.Response:
+    """200 while serving: ``ok``, or ``degraded`` with the reasons when events are not
+    all being published (the proxy still serves, so a load balancer must keep it);
+    503 while starting or draining."""
     state = request.app[STATE]
     publisher = state.publisher
+    assert publisher is not None
+    problems = publisher.problems()
+    if state.draining or not state.caches.ready:
+        status = "draining" if state.draining else "starting"
+    else:
+        status = "degraded" if problems else "ok"
     now = time.time()
     body = {
-        "status": "draining" if state.draining else "ok" if state.caches.ready else "starting",
+        "status": status,
+        "degraded": problems,
         "instance": state.proxy.instance,
-        "broker_connected": bool(publisher and publisher.connected.is_set()),
-        "buffer_depth": publisher.depth if publisher else len(state.buffer),
+        **publisher.counters(),
         "buffer_capacity": state.buffer.capacity,
-        "events_published": publisher.published if publisher else 0,
-        "events_dropped": state.buffer.dropped,
-        "publish_failures": publisher.publish_failures if publisher else 0,
+        "buffer_capacity_bytes": state.buffer.capacity_bytes,
         "caches": {
             name: {
                 "size": size,
@@ -184,8 +153,8 @@ async def health(request: web.Request) -> web.Response:
             for name, size in state.caches.sizes().items()
         },
     }
-    status = 200 if state.caches.ready and not state.draining else 503
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+    code = 503 if status in ("draining", "starting") else 200
+    return web.Response(body=orjson.dumps(body), status=code, content_type="application/json")
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -19,8 +19,10 @@ from aiohttp import web
 
 from lectr.db import DatabaseUnavailable
 from lectr.settings import Settings, SettingsError
-from proxy import workers
-from proxy.app import CLOSE_TIMEOUT_S, DRAIN_TIMEOUT_S, StartupError, create_app
+from proxy import shutdown, workers
+from proxy.app import StartupError, create_app
+from proxy.connections import ProxyRunner
+from proxy.overrides import log_overrides
 from proxy.settings import ProxySettings
 from proxy.state import STATE
 
@@ -49,9 +51,8 @@ def run(settings: Settings, argv: list[str]) -> int:
     if count < 1:
         raise SettingsError("--workers", f"must be at least 1, got {count}")
     if count > 1:
-        stop_timeout = (
-            proxy_settings.shutdown_timeout_s + DRAIN_TIMEOUT_S + 2 * CLOSE_TIMEOUT_S + 5.0
-        )
+        # Each worker exits within its own deadline; the margin covers process exit.
+        stop_timeout = shutdown.process_deadline_s(proxy_settings) + shutdown.SUPERVISOR_MARGIN_S
         return workers.supervise(count, proxy_settings.instance, stop_timeout)
     settings.warn_about_dev_defaults(admin_secret=False)
     try:
@@ -69,10 +70,11 @@ async def serve(settings: Settings, proxy_settings: ProxySettings, *, reuse_port
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     app = create_app(settings, proxy_settings)
-    runner = web.AppRunner(
+    runner = ProxyRunner(  # client timeouts, connection cap, errors in OpenAI's shape
         app,
         handler_cancellation=True,
-        shutdown_timeout=proxy_settings.shutdown_timeout_s,
+        # The grace is kept by shutdown.stop_serving: aiohttp's own is only for leftovers.
+        shutdown_timeout=shutdown.SERVER_CLOSE_S,
         access_log=None,
     )
     await runner.setup()  # database, caches, upstream client, publisher
@@ -94,9 +96,12 @@ async def serve(settings: Settings, proxy_settings: ProxySettings, *, reuse_port
             settings.host,
             settings.proxy_port,
         )
+        log_overrides(proxy_settings.base_urls)
         await stop.wait()
         log.info("stopping: finishing in-flight requests, then draining events")
-        app[STATE].draining = True
+        state = app[STATE]
+        state.draining = True
+        await shutdown.stop_serving(runner, state.in_flight, proxy_settings.shutdown_timeout_s)
     finally:
         await runner.cleanup()
     log.info("proxy stopped")

@@ -2,14 +2,16 @@
 
 The request path only bumps plain integers (a dict entry, a histogram bucket); they
 become Prometheus metrics when scraped, so counting costs next to nothing per request.
-Counters that already live elsewhere (buffer depth, events published and dropped,
-publish failures) are read at scrape time rather than counted twice.
+Counters that already live elsewhere (the event pipeline's: buffer depth, events
+published, dropped, unencodable and refused, publish failures) are read at scrape time
+rather than counted twice.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -23,46 +25,31 @@ from prometheus_client.core import (
 ADDED_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
+# The event pipeline's counters, read at scrape time: counters key -> (name, help).
+PIPELINE_GAUGES = {
+    "buffer_depth": ("lectr_proxy_event_buffer_depth", "Events waiting to be published"),
+    "buffer_bytes": ("lectr_proxy_event_buffer_bytes", "Estimated bytes of those events"),
+    "spool_backlog": ("lectr_proxy_spool_backlog", "Spooled events not yet published"),
+}
+PIPELINE_COUNTERS = {
+    "events_published": ("lectr_proxy_events_published", "Events confirmed by the broker"),
+    "events_dropped": ("lectr_proxy_events_dropped", "Events dropped: buffer full"),
+    "events_unencodable": ("lectr_proxy_events_unencodable", "Events dropped: not encodable"),
+    "events_refused": ("lectr_proxy_events_refused", "Events dropped: refused by the broker"),
+    "publish_failures": ("lectr_proxy_publish_failures", "Broker publish failures"),
+}
+
+
 class Metrics:
-    def __init__(
-        self,
-        *,
-        buffer_depth: Callable[[], int],
-        published: Callable[[], int],
-        dropped: Callable[[], int],
-        publish_failures: Callable[[], int],
-    ) -> None:
+    def __init__(self, *, pipeline: Callable[[], Mapping[str, Any]]) -> None:
+        """``pipeline`` returns the event pipeline's counters (see PIPELINE_GAUGES and
+        PIPELINE_COUNTERS)."""
         self.requests: dict[tuple[str, int], int] = {}
         self.cache_reloads: dict[tuple[str, str], int] = {}
         # Counts per bucket of ADDED_BUCKETS, plus one for above the last bound.
         self._added = [0] * (len(ADDED_BUCKETS) + 1)
         self._added_sum = 0.0
-        self._read_at_scrape = (
-            (
-                GaugeMetricFamily,
-                "lectr_proxy_event_buffer_depth",
-                "Events waiting to be published",
-                buffer_depth,
-            ),
-            (
-                CounterMetricFamily,
-                "lectr_proxy_events_published",
-                "Events confirmed by the broker",
-                published,
-            ),
-            (
-                CounterMetricFamily,
-                "lectr_proxy_events_dropped",
-                "Events dropped: buffer full",
-                dropped,
-            ),
-            (
-                CounterMetricFamily,
-                "lectr_proxy_publish_failures",
-                "Broker publish failures",
-                publish_failures,
-            ),
-        )
+        self._pipeline = pipeline
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -105,8 +92,11 @@ class Metrics:
             buckets=buckets,
             sum_value=self._added_sum,
         )
-        for family, name, doc, read in self._read_at_scrape:
-            yield family(name, doc, value=read())
+        counters = self._pipeline()
+        for key, (name, doc) in PIPELINE_GAUGES.items():
+            yield GaugeMetricFamily(name, doc, value=counters[key])
+        for key, (name, doc) in PIPELINE_COUNTERS.items():
+            yield CounterMetricFamily(name, doc, value=counters[key])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

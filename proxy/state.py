@@ -14,6 +14,8 @@ from proxy.limits import RateLimiter, StreamLimiter
 from proxy.metrics import Metrics
 from proxy.publisher import Publisher
 from proxy.settings import ProxySettings
+from proxy.shutdown import InFlight
+from proxy.spool import Spool
 
 
 @dataclass
@@ -25,9 +27,12 @@ class ProxyState:
     metrics: Metrics
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
     stream_limiter: StreamLimiter = field(default_factory=StreamLimiter)
+    in_flight: InFlight = field(default_factory=InFlight)
+    # Set by create_app; the publisher runs once the app's contexts start.
+    publisher: Publisher | None = None
+    spool: Spool | None = None
     # Set by the app's contexts as it starts.
     session: aiohttp.ClientSession | None = None
-    publisher: Publisher | None = None
     draining: bool = False
 
 

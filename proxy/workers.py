@@ -2,7 +2,9 @@
 
 The parent runs no proxy itself: it starts N children (``python -m lectr proxy``) with
 ``SO_REUSEPORT`` so the kernel spreads connections across them, restarts one that
-crashes, and passes SIGINT/SIGTERM on so each drains its own buffer before exiting.
+crashes, and passes SIGINT/SIGTERM on so each drains its own buffer before exiting. It
+gives them the deadline their settings imply (:func:`proxy.shutdown.process_deadline_s`)
+and a margin before killing them.
 """
 
 from __future__ import annotations

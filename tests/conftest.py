@@ -21,6 +21,7 @@ import socket
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -163,9 +164,7 @@ async def amqp(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractRobustConnec
 async def topology(amqp: aio_pika.abc.AbstractConnection, broker_names: BrokerNames):
     """The session's topology, declared (idempotently) on a fresh channel."""
     channel = await amqp.channel()
-    yield await declare_topology(
-        channel, broker_names, delivery_limit=DELIVERY_LIMIT, replay_max_age=REPLAY_MAX_AGE
-    )
+    yield await declare_topology(channel, broker_names, replay_max_age=REPLAY_MAX_AGE)
     await channel.close()
 
 
@@ -197,10 +196,14 @@ async def fake() -> AsyncIterator[FakeProviders]:
 
 
 @pytest.fixture
-def lectr_env(database_url: str, amqp_url: str, broker_names: BrokerNames) -> dict[str, str]:
-    """The environment for running the ``lectr`` command against this session's services."""
+def lectr_env(
+    database_url: str, amqp_url: str, broker_names: BrokerNames, tmp_path: Path
+) -> dict[str, str]:
+    """The environment for running the ``lectr`` command against this session's services
+    (a proxy's spool in the test's own directory, never the user's)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LECTR_")}
     env.update(
+        LECTR_PROXY_SPOOL_DIR=str(tmp_path / "lectr-spool"),
         LECTR_DATABASE_URL=database_url,
         LECTR_AMQP_URL=amqp_url,
         LECTR_BROKER_PREFIX=broker_names.prefix,

@@ -11,11 +11,15 @@ import orjson
 import pytest
 
 from schema.events import (
+    BATCH_OVERHEAD,
+    UNCOUNTED,
     DecodedBatch,
     HealthSnapshot,
     InvalidEvent,
     RequestEvent,
+    batch_body,
     decode_events,
+    encode_event,
     encode_events,
 )
 from schema.tables import request_logs
@@ -56,6 +60,32 @@ def test_a_sanitised_event_carries_no_text() -> None:
     assert decode_events(body).events[0].text is None
     # ...while the raw event, for the consumer only, does carry it.
     assert PROMPT.encode() in encode_events([_event()])
+
+
+def test_events_encoded_one_by_one_join_into_the_same_batch() -> None:
+    events = [_event(), _event(text=None, token_source="provider", input_tokens=3)]
+    encoded = [encode_event(e) for e in events]
+    body = batch_body(encoded)
+    assert body == encode_events(events)
+    assert len(body) == BATCH_OVERHEAD + sum(map(len, encoded)) + len(encoded) - 1
+    assert decode_events(body).events == events
+    assert decode_events(batch_body([])).events == []
+
+
+def test_an_event_that_cannot_be_encoded_fails_alone() -> None:
+    with pytest.raises(TypeError):  # orjson.JSONEncodeError: a lone surrogate
+        encode_event(_event(feature="caf\udce9"))
+    assert encode_event(_event())
+
+
+def test_an_uncounted_event_has_no_text_and_says_so() -> None:
+    event = _event()
+    uncounted = event.uncounted()
+    assert uncounted.text is None and uncounted.token_source == UNCOUNTED
+    assert dataclasses.replace(uncounted, text=event.text, token_source=None) == event
+    counted = _event(text=None, token_source="provider", input_tokens=3, output_tokens=1)
+    assert counted.uncounted() is counted  # nothing to drop: nothing changes
+    assert PROMPT.encode() not in encode_event(uncounted)
 
 
 def test_defaults_for_absent_optional_fields() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lectr.supervisor import ProcessSpec, Supervisor, restart_delay
-from tests.conftest import DELIVERY_LIMIT
+from tests.conftest import REPLAY_MAX_AGE
 from tests.support.cli import run_lectr
 
 # A child that logs "start NAME", and "stop NAME" on SIGTERM (unless told to ignore it).
@@ -108,6 +109,20 @@ async def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(
     await _wait_until_gone(worker_pid)  # its own worker went with it
 
 
+async def test_a_child_gets_the_stop_timeout_its_spec_sets(tmp_path: Path) -> None:
+    log = tmp_path / "events.log"
+    stubborn = dataclasses.replace(_spec(log, "stubborn", "ignore-term"), stop_timeout_s=0.3)
+    supervisor = Supervisor([stubborn], stop_timeout_s=60)  # the default, not used
+    stop = asyncio.Event()
+    running = asyncio.create_task(supervisor.run(stop))
+    lines = await _wait_for_lines(log, 2)
+    stop.set()
+    started = time.monotonic()
+    await asyncio.wait_for(running, 5)
+    assert time.monotonic() - started < 3
+    await _wait_until_gone(int(lines[1].split()[1]))
+
+
 async def _wait_until_gone(pid: int, timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -171,9 +186,10 @@ async def test_lectr_up_reports_an_unreachable_broker(lectr_env: dict[str, str])
 async def test_lectr_up_refuses_settings_that_clash_with_the_broker(
     lectr_env: dict[str, str], topology: object
 ) -> None:
-    env = {**lectr_env, "LECTR_INGEST_DELIVERY_LIMIT": str(DELIVERY_LIMIT + 3)}
-    result = await asyncio.to_thread(run_lectr, "up", env=env)
+    # The replay stream's max age is a queue argument, which cannot change.
+    env = {**lectr_env, "LECTR_REPLAY_MAX_AGE": "2" + REPLAY_MAX_AGE[1:]}
+    result = await asyncio.to_thread(run_lectr, "up", env=env, timeout_s=30)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("lectr: the broker already has")
-    assert "LECTR_INGEST_DELIVERY_LIMIT" in last
+    assert "LECTR_REPLAY_MAX_AGE" in last

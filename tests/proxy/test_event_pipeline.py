@@ -16,6 +16,7 @@ from lectr import logs
 from lectr.orgs import IssuedKey
 from schema.events import EVENTS_TYPE, HEALTH_TYPE, HealthSnapshot
 from tests.proxy.conftest import PROVIDER_KEY, RunningProxy, lectr_headers
+from tests.support.events import sample_event
 from tests.support.forwarder import TcpForwarder
 from tests.support.providers import FakeProviders
 
@@ -58,9 +59,13 @@ async def test_broker_outage_never_fails_a_request_and_drops_are_counted_exactly
     assert proxy.state.buffer.dropped == 7
     assert publisher.depth == 5
 
-    _, health = await proxy.get("/health")
+    status, health = await proxy.get("/health")
     assert (health["events_dropped"], health["buffer_depth"]) == (7, 5)
     assert health["broker_connected"] is False
+    # Degraded, not down: the proxy serves, so a load balancer must keep it.
+    assert status == 200 and health["status"] == "degraded"
+    assert any(r.startswith("broker unreachable since ") for r in health["degraded"])
+    assert "events dropped: buffer full (7 in all)" in health["degraded"]
 
     amqp_forwarder.restore()
     await wait_for(lambda: publisher.published == 6)
@@ -70,6 +75,8 @@ async def test_broker_outage_never_fails_a_request_and_drops_are_counted_exactly
     assert await send(proxy, org, 2) == [200, 200]
     assert len(await proxy.events(2)) == 2
     assert proxy.state.buffer.dropped == 7
+    status, health = await proxy.get("/health")
+    assert status == 200 and not any(r.startswith("broker") for r in health["degraded"])
 
 
 async def test_events_are_batched_into_few_messages(
@@ -159,3 +166,127 @@ async def test_no_key_or_text_in_events_except_the_counting_fields_nor_in_logs(
     assert "reloading the rules cache" in logged  # the proxy's own lines were captured
     for secret in (PROVIDER_KEY, org.key, PROMPT, completion):
         assert secret not in logged
+
+
+async def ingest_messages(proxy: RunningProxy, amqp_url: str) -> list[aio_pika.IncomingMessage]:
+    """Every event message on the proxy's ingest queue, taken off it."""
+    connection = await aio_pika.connect(amqp_url)
+    messages = []
+    async with connection, connection.channel() as channel:
+        queue = await channel.get_queue(proxy.names.ingest)
+        while message := await queue.get(no_ack=True, fail=False):
+            if message.type == EVENTS_TYPE:
+                messages.append(message)
+    return messages
+
+
+def event_ids(messages: list[aio_pika.IncomingMessage]) -> list[str]:
+    return [e["id"] for m in messages for e in orjson.loads(m.body)["events"]]
+
+
+async def test_an_unencodable_event_is_dropped_alone_and_nothing_reconnects(
+    start_proxy, org: IssuedKey, amqp_url: str
+) -> None:
+    # Events gathered for half a second go out in one batch: the bad one among good ones.
+    proxy = await start_proxy(publish_interval_s=0.5)
+    publisher = proxy.state.publisher
+    connection = publisher._connection
+    reloads = dict(proxy.state.metrics.cache_reloads)
+    assert await send(proxy, org, 2) == [200, 200]
+    bad = sample_event(text=None, feature="caf\udce9-\udcff")  # orjson refuses it
+    assert proxy.state.buffer.put(bad)
+    assert await send(proxy, org, 1) == [200]
+    await wait_for(lambda: publisher.published == 3 and publisher.events_unencodable == 1)
+
+    ids = event_ids(await ingest_messages(proxy, amqp_url))
+    assert len(ids) == 3 and str(bad.id) not in ids
+    assert publisher.publish_failures == 0 and publisher._connection is connection
+    assert proxy.state.metrics.cache_reloads == reloads  # no reconnect: no cache reload
+    status, health = await proxy.get("/health")
+    assert status == 200 and health["events_unencodable"] == 1
+    assert health["status"] == "degraded"  # for a while, so someone looks
+    assert "events that cannot be encoded (1 in all)" in health["degraded"]
+    _, metrics = await proxy.get("/metrics")
+    assert "lectr_proxy_events_unencodable_total 1.0" in metrics
+
+
+async def test_batches_are_cut_by_bytes(start_proxy, org: IssuedKey, amqp_url: str) -> None:
+    proxy = await start_proxy(publish_interval_s=0.2, publish_batch_bytes=4096)
+    assert await send(proxy, org, 30) == [200] * 30
+    await wait_for(lambda: proxy.state.publisher.published == 30)
+    messages = await ingest_messages(proxy, amqp_url)
+    assert len(set(event_ids(messages))) == 30
+    assert len(messages) > 5 and all(len(m.body) <= 4096 for m in messages)
+
+
+async def test_large_prompts_buffered_in_an_outage_go_out_in_messages_under_the_limit(
+    start_proxy, org: IssuedKey, amqp_url: str, amqp_forwarder: TcpForwarder
+) -> None:
+    limit = 1024 * 1024
+    proxy = await start_proxy(
+        amqp=amqp_forwarder.url_for(amqp_url), publish_batch_bytes=limit, broker_wait_s=2.0
+    )
+    publisher = proxy.state.publisher
+    amqp_forwarder.cut()
+    await wait_for(lambda: not publisher.connected.is_set())
+    prompt = "large prompt " * (200 * 1024 // 13)  # 200 KiB
+    body = {**CHAT, "stream": True, "messages": [{"role": "user", "content": prompt}]}
+    assert await send(proxy, org, 70, body) == [200] * 70
+    assert len(proxy.state.buffer) == 70 and proxy.state.buffer.bytes > 70 * 200 * 1024
+
+    amqp_forwarder.restore()
+    await wait_for(lambda: publisher.published == 70, timeout_s=20)
+    messages = await ingest_messages(proxy, amqp_url)
+    assert sorted(set(event_ids(messages))) == sorted(event_ids(messages))
+    assert len(event_ids(messages)) == 70
+    assert len(messages) >= 14 and all(len(m.body) <= limit for m in messages)
+    events = [e for m in messages for e in orjson.loads(m.body)["events"]]
+    assert all(e["text"]["prompt"][0]["content"] == prompt for e in events)
+    assert publisher.events_refused == 0 and proxy.state.buffer.bytes == 0
+
+
+async def bind_size_limit(proxy: RunningProxy, amqp_url: str, max_bytes: int) -> None:
+    """A queue on the proxy's events exchange that refuses (nacks) any message over
+    ``max_bytes``, as RabbitMQ refuses one over its max message size: it holds at most
+    ``max_bytes``, refuses what does not fit, and drops what it takes at once."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection, connection.channel() as channel:
+        queue = await channel.declare_queue(
+            f"{proxy.names.prefix}.size-limit",
+            auto_delete=False,
+            arguments={
+                "x-max-length-bytes": max_bytes,
+                "x-overflow": "reject-publish",
+                "x-message-ttl": 0,
+            },
+        )
+        await queue.bind(proxy.names.events, "ingest.events")
+
+
+async def test_a_message_the_broker_refuses_is_split_and_a_single_refused_event_dropped(
+    start_proxy, org: IssuedKey, amqp_url: str
+) -> None:
+    proxy = await start_proxy(publish_interval_s=0.3, health_interval_s=3600)
+    publisher = proxy.state.publisher
+    await bind_size_limit(proxy, amqp_url, 64 * 1024)
+    prompt = "p" * 20_000
+    body = {**CHAT, "stream": True, "messages": [{"role": "user", "content": prompt}]}
+    huge = {**body, "messages": [{"role": "user", "content": "h" * 100_000}]}
+    statuses = await asyncio.gather(send(proxy, org, 12, body), send(proxy, org, 1, huge))
+    assert statuses == [[200] * 12, [200]]
+    await wait_for(lambda: publisher.published == 12 and publisher.events_refused == 1)
+
+    # A refused message may still have reached the ingest queue (another queue took it):
+    # inserts are idempotent, so what counts is that every event got through.
+    events = [
+        e for m in await ingest_messages(proxy, amqp_url) for e in orjson.loads(m.body)["events"]
+    ]
+    small = {e["id"] for e in events if e["text"]["prompt"][0]["content"] == prompt}
+    assert len(small) == 12
+    assert publisher.publish_failures == 0 and len(proxy.state.buffer) == 0
+    status, health = await proxy.get("/health")
+    assert status == 200 and health["events_refused"] == 1
+    assert "events refused by the broker (1 in all)" in health["degraded"]
+    connection = await aio_pika.connect(amqp_url)
+    async with connection, connection.channel() as channel:
+        await channel.queue_delete(f"{proxy.names.prefix}.size-limit")

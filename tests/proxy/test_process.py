@@ -6,8 +6,10 @@ import asyncio
 import os
 import signal
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aio_pika
 import aiohttp
@@ -47,7 +49,11 @@ class ProxyProcess:
 
 @pytest.fixture
 async def proxy_env(
-    lectr_env: dict[str, str], broker_names: BrokerNames, amqp_url: str, fake: FakeProviders
+    lectr_env: dict[str, str],
+    broker_names: BrokerNames,
+    amqp_url: str,
+    fake: FakeProviders,
+    tmp_path: Path,
 ) -> AsyncIterator[dict[str, str]]:
     names = BrokerNames(f"{broker_names.prefix}_{uuid.uuid4().hex[:8]}")
     env = {
@@ -56,6 +62,7 @@ async def proxy_env(
         "LECTR_KEY_PEPPER": PEPPER,
         "LECTR_PROXY_PORT": str(free_port()),
         "LECTR_INSTANCE_NAME": "proc",
+        "LECTR_PROXY_SPOOL_DIR": str(tmp_path / "spool"),
         **{f"LECTR_{name.upper()}_BASE_URL": url for name, url in fake.base_urls().items()},
     }
     yield env
@@ -78,6 +85,12 @@ def start(proxy_env: dict[str, str]) -> Callable[..., ProxyProcess]:
         if process.process.poll() is None:
             process.process.kill()
             process.process.communicate()
+
+
+async def proxy_health(url: str) -> dict:
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/health") as response:
+        assert response.status == 200
+        return await response.json()
 
 
 async def ingest_events(amqp_url: str, prefix: str) -> list[RequestEvent]:
@@ -154,9 +167,11 @@ async def test_starts_and_serves_while_the_broker_is_down(
     start, org: IssuedKey, amqp_url: str, amqp_forwarder: TcpForwarder, proxy_env: dict[str, str]
 ) -> None:
     amqp_forwarder.cut()
-    proxy = start(LECTR_AMQP_URL=amqp_forwarder.url_for(amqp_url))
+    proxy = start(LECTR_AMQP_URL=amqp_forwarder.url_for(amqp_url), LECTR_PROXY_BROKER_WAIT_S="0.5")
     await proxy.ready()
     assert (await chat(proxy, org, "gpt-4o")).status == 200
+    health = await proxy_health(proxy.url)  # serving, and saying why events wait
+    assert health["status"] == "degraded" and health["broker_connected"] is False
     amqp_forwarder.restore()
     deadline = asyncio.get_running_loop().time() + 15
     events: list[RequestEvent] = []
@@ -192,3 +207,95 @@ async def test_workers_share_one_port(
     assert len(events) == 24
     assert {e.proxy_instance for e in events} == {"proc-w0", "proc-w1"}
     assert not os.environ.get("LECTR_PROXY_WORKER_INDEX")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT balancing is Linux's")
+async def test_sigterm_with_workers_cuts_streams_at_the_grace_and_records_them(
+    start, org: IssuedKey, fake: FakeProviders, amqp_url: str, proxy_env: dict[str, str]
+) -> None:
+    grace_s, streams = 2.0, 4
+
+    async def endless(request: web.Request, received: Received) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for index in range(1000):
+            await response.write(sse(openai_chunk("gpt-4o", f"word{index}")))
+            await asyncio.sleep(0.1)
+        return response
+
+    fake.respond_with(endless, times=streams)
+    proxy = start(
+        "--workers",
+        "2",
+        LECTR_PROXY_SHUTDOWN_TIMEOUT_S=str(grace_s),
+        LECTR_PROXY_BROKER_WAIT_S="2",
+    )
+    await proxy.ready()
+
+    async def stream(session: aiohttp.ClientSession, started: asyncio.Event) -> bytes:
+        async with session.post(
+            f"{proxy.url}/v1/chat/completions",
+            json={"model": "gpt-4o", **CHAT, "stream": True},
+            headers=lectr_headers(org),
+        ) as response:
+            received = await response.content.readuntil(b"\n\n")
+            started.set()
+            try:
+                while chunk := await response.content.readany():
+                    received += chunk
+            except aiohttp.ClientPayloadError:
+                pass  # cut mid-stream, as it must be
+            return received
+
+    sessions = [aiohttp.ClientSession() for _ in range(streams)]  # a connection each
+    starts = [asyncio.Event() for _ in range(streams)]
+    tasks = [asyncio.create_task(stream(s, e)) for s, e in zip(sessions, starts, strict=True)]
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in starts)), 10)
+    signalled = time.monotonic()
+    proxy.process.send_signal(signal.SIGTERM)
+    bodies = await asyncio.wait_for(asyncio.gather(*tasks), 20)
+    code, stderr = await asyncio.to_thread(proxy.exit, 20)
+    took = time.monotonic() - signalled
+    for session in sessions:
+        await session.close()
+
+    assert code == 0, stderr
+    # The grace, then a quick drain (about 0.1 s here): not twice the grace, as aiohttp's
+    # own shutdown takes, nor the whole stop deadline.
+    assert grace_s <= took < 2 * grace_s, (took, stderr)
+    assert all(b"[DONE]" not in body for body in bodies)
+    assert "requests still open after 2.0 s of shutdown" in stderr
+    events = await ingest_events(amqp_url, proxy_env["LECTR_BROKER_PREFIX"])
+    assert len(events) == streams
+    assert {(e.error_category, e.error_source, e.streaming) for e in events} == {
+        ("shutdown", "lectr", True)
+    }
+
+
+async def test_events_spooled_at_sigterm_are_published_by_the_next_proxy(
+    start, org: IssuedKey, amqp_url: str, amqp_forwarder: TcpForwarder, proxy_env: dict[str, str]
+) -> None:
+    first = start(LECTR_AMQP_URL=amqp_forwarder.url_for(amqp_url), LECTR_PROXY_BROKER_WAIT_S="0.5")
+    await first.ready()
+    amqp_forwarder.cut()
+    statuses = [(await chat(first, org, "gpt-4o")).status for _ in range(3)]
+    assert statuses == [200] * 3
+    code, stderr = await asyncio.to_thread(first.stop)
+    assert code == 0, stderr
+    assert "shutting down with 3 events not published" in stderr
+    assert "spooled 3 events to" in stderr
+
+    amqp_forwarder.restore()
+    second = start()  # same spool directory, the broker reachable
+    await second.ready()
+    deadline = asyncio.get_running_loop().time() + 10
+    events: list[RequestEvent] = []
+    while len(events) < 3:
+        assert asyncio.get_running_loop().time() < deadline, f"only {len(events)} events"
+        await asyncio.sleep(0.1)
+        events += await ingest_events(amqp_url, proxy_env["LECTR_BROKER_PREFIX"])
+    assert len({e.id for e in events}) == len(events) == 3
+    assert {e.org_id for e in events} == {org.org_id}
+    code, stderr = await asyncio.to_thread(second.stop)
+    assert code == 0, stderr
+    assert os.listdir(proxy_env["LECTR_PROXY_SPOOL_DIR"]) == []
