@@ -11,6 +11,7 @@ from typing import Any
 
 from proxy.caches import KeyEntry
 from proxy.routing import Route
+from proxy.text import storable
 from proxy.usage import Usage
 from schema.events import RequestEvent, TokenText
 
@@ -50,7 +51,8 @@ class Call:
 
     @classmethod
     def start(cls, key: KeyEntry, path: str, feature: str, task: str | None) -> Call:
-        return cls(datetime.now(UTC), time.perf_counter(), key, path[:ENDPOINT_MAX], feature, task)
+        endpoint = storable(path[:ENDPOINT_MAX])
+        return cls(datetime.now(UTC), time.perf_counter(), key, endpoint, feature, task)
 
     def fail(self, status: int, category: str, source: str) -> None:
         self.status, self.error_category, self.error_source = status, category, source
@@ -87,6 +89,7 @@ class Call:
             feature=self.feature,
             task_type=self.task,
             rule_id=route.rule_id if route else None,
+            skipped_rule_id=route.skipped_rule_id if route else None,
             proxy_instance=instance[:INSTANCE_MAX],
             text=None if complete or self.completion is None else self._token_text(),
         )

@@ -1,6 +1,11 @@
 """Which provider and model a request goes to: the header, the path, the model name,
 then the organisation's rules.
 
+A rule that changes the provider applies only when the request carries the caller's key
+for the target (``X-Lectr-Provider-Key-<provider>``): otherwise the request goes on
+unchanged and the route names the skipped rule, so no key is sent where it does not
+belong. A rule that keeps the provider (a model rewrite) always applies.
+
 Pure functions over the in-memory snapshot: nothing here waits on anything.
 """
 
@@ -8,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from proxy.caches import Rule
@@ -26,9 +31,15 @@ class Route:
     # The model the client asked for, and the one forwarded (after a rule's rewrite).
     requested_model: str | None
     model: str | None
-    # True when the header named an unknown provider, or no provider owns the model.
+    # True when no provider owns the model (it went to the default provider).
     provider_unknown: bool = False
     rule_id: uuid.UUID | None = None
+    # A matching rule not applied: it changes the provider and no key for it was sent.
+    skipped_rule_id: uuid.UUID | None = None
+
+
+class InvalidProvider(ValueError):
+    """``X-Lectr-Provider`` names no known provider."""
 
 
 def is_anthropic_native(rest: str) -> bool:
@@ -36,17 +47,26 @@ def is_anthropic_native(rest: str) -> bool:
     return rest == ANTHROPIC_NATIVE_PREFIX or rest.startswith(ANTHROPIC_NATIVE_PREFIX + "/")
 
 
+def provider_header(value: str | None) -> str | None:
+    """The provider ``X-Lectr-Provider`` names (any case), None when it is absent;
+    raises :class:`InvalidProvider` for a name Lectr does not know."""
+    if not value:
+        return None
+    name = value.strip().lower()
+    if name not in PROVIDERS:
+        raise InvalidProvider(f"X-Lectr-Provider must be one of {', '.join(PROVIDERS)}")
+    return name
+
+
 def choose_provider(
     header: str | None, rest: str, model: str | None, default: str
 ) -> tuple[str, bool]:
-    """(provider, provider_unknown) before rules."""
+    """(provider, provider_unknown) before rules; ``header`` is a known provider's name
+    (see :func:`provider_header`)."""
     if is_anthropic_native(rest):
         return "anthropic", False
     if header:
-        name = header.strip().lower()
-        if name in PROVIDERS:
-            return name, False
-        return default, True
+        return header, False
     if model:
         detected = detect(model)
         if detected is not None:
@@ -79,9 +99,11 @@ def route(
     feature: str,
     task: str | None,
     default_provider: str,
+    has_key_for: Callable[[str], bool] = lambda provider: False,
 ) -> Route:
     """Where the request goes. A rule that cannot apply (an unknown target provider, or a
-    provider change on Anthropic's native API) is skipped; no rule means no change."""
+    provider change on Anthropic's native API) is ignored; one that changes the provider
+    without ``has_key_for(target)`` is skipped (and named); no rule means no change."""
     provider, unknown = choose_provider(header, rest, model, default_provider)
     try:
         rule = matching_rule(rules, feature, task, provider, model)
@@ -90,6 +112,9 @@ def route(
         rule = None
     if rule is None or not _applicable(rule, rest, provider):
         return Route(provider, model, model, unknown)
+    target = rule.target_provider
+    if target is not None and target != provider and not has_key_for(target):
+        return Route(provider, model, model, unknown, skipped_rule_id=rule.id)
     target_provider = rule.target_provider or provider
     return Route(
         target_provider,

@@ -4,13 +4,23 @@ The caller's provider key arrives as ``Authorization: Bearer <key>`` (or, from t
 ``anthropic`` SDK, as ``x-api-key``) and leaves in the provider's own style. Every
 ``X-Lectr-*`` header and every hop-by-hop header is dropped. ``Accept-Encoding`` becomes
 ``identity`` so the proxy can read token usage from the response without decompressing.
+
+A key for one named provider can also come as ``X-Lectr-Provider-Key-<provider>``
+(stripped like every ``X-Lectr-*`` header): it is used when the request goes to that
+provider, and a rule can move a request to another provider only with it. A Lectr key
+is never forwarded as a provider key. Lectr stores no provider key.
+
+URLs are built from the client's path and query as sent (see :mod:`proxy.paths`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from urllib.parse import quote
 
+from yarl import URL
+
+from lectr.keys import KEY_PREFIX
+from proxy import paths
 from proxy.caches import ProviderConfig
 from proxy.providers import API_KEY, BEARER, PROVIDERS, X_API_KEY
 
@@ -36,14 +46,37 @@ _DROPPED = frozenset(
     }
 )
 _AUTH_HEADER = {BEARER: "Authorization", X_API_KEY: "x-api-key", API_KEY: "api-key"}
+# Where a caller's provider key can arrive, for the provider the request names.
+KEY_HEADERS = ("Authorization", "x-api-key", "api-key")
+# Prefix of the headers carrying the caller's key for one named provider.
+TARGET_KEY_HEADER = "X-Lectr-Provider-Key-"
 
 
 class AzureConfigMissing(Exception):
     """The organisation has no usable Azure OpenAI endpoint and api-version."""
 
 
-def provider_key(headers: Mapping[str, str]) -> str | None:
-    """The caller's provider key, whichever header it came in."""
+def target_key_header(provider: str) -> str:
+    return TARGET_KEY_HEADER + provider
+
+
+def misplaced_lectr_key(headers: Mapping[str, str]) -> str | None:
+    """The name of the provider-key header holding a Lectr key, if any: such a value is
+    never forwarded."""
+    for name in KEY_HEADERS:
+        value = headers.get(name)
+        if value and KEY_PREFIX in value:
+            return name
+    return None
+
+
+def provider_key(headers: Mapping[str, str], provider: str | None = None) -> str | None:
+    """The caller's key for ``provider``: ``X-Lectr-Provider-Key-<provider>`` when sent,
+    else whichever of the usual headers it came in."""
+    if provider is not None:
+        target = headers.get(target_key_header(provider))
+        if target:
+            return target.strip()
     auth = headers.get("Authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
@@ -80,27 +113,29 @@ def url_for(
     model: str | None,
     base_urls: Mapping[str, str],
     config: ProviderConfig | None,
-) -> str:
-    """``<base>/<rest>?<query>``; Azure: ``<endpoint>/openai/deployments/<d>/<rest>``."""
+) -> URL:
+    """``<base>/<rest>?<query>``; Azure: ``<endpoint>/openai/deployments/<d>/<rest>``.
+
+    ``rest`` and ``query`` are the client's, still encoded, ``rest`` already checked by
+    :func:`proxy.paths.client_rest`. Raises :class:`proxy.paths.BadPath` for an Azure
+    deployment name that is not a safe path segment."""
     if provider == "azure":
         return _azure_url(rest, query, model, base_urls.get("azure"), config)
-    base = base_urls.get(provider) or PROVIDERS[provider].base_url
-    url = f"{base}/{rest}"
-    return f"{url}?{query}" if query else url
+    return paths.join(base_urls.get(provider) or PROVIDERS[provider].base_url, rest, query)
 
 
 def _azure_url(
     rest: str, query: str, model: str | None, override: str | None, config: ProviderConfig | None
-) -> str:
+) -> URL:
+    """The organisation's ``api-version`` replaces any the client sent (it is set once)."""
     endpoint = override or (config.endpoint if config else None)
     if config is None or not endpoint or not config.api_version:
         raise AzureConfigMissing(
             "this organisation has no Azure OpenAI endpoint and api-version configured"
         )
     if model:
-        deployment = quote(config.deployments.get(model, model), safe="")
-        path = f"{endpoint.rstrip('/')}/openai/deployments/{deployment}/{rest}"
+        deployment = paths.segment(config.deployments.get(model, model))
+        rest = f"openai/deployments/{deployment}/{rest}"
     else:
-        path = f"{endpoint.rstrip('/')}/openai/{rest}"
-    version = f"api-version={quote(config.api_version, safe='')}"
-    return f"{path}?{query}&{version}" if query else f"{path}?{version}"
+        rest = f"openai/{rest}"
+    return paths.join(endpoint, rest, paths.with_param(query, "api-version", config.api_version))

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from lectr.orgs import IssuedKey
 from tests.proxy.conftest import RunningProxy, lectr_headers
-from tests.support.providers import FakeProviders, Received
+from tests.support.providers import FakeProviders, Received, slow_stream
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -104,7 +104,7 @@ async def test_body_over_the_limit_is_a_413(
     proxy = await start_proxy(max_body_bytes=1000)
     big = orjson.dumps({**CHAT, "messages": [{"role": "user", "content": "x" * 2000}]})
     status, body, _ = await post(proxy, headers=lectr_headers(org), data=big)
-    assert_lectr_error(status, body, 413, "request_too_large")
+    assert_lectr_error(status, body, 413, "payload_too_large")
 
     async def chunks():  # no Content-Length: the limit applies while reading
         for _ in range(4):
@@ -117,7 +117,7 @@ async def test_body_over_the_limit_is_a_413(
         ) as response,
     ):
         assert response.status == 413
-        assert (await response.json())["error"]["code"] == "request_too_large"
+        assert (await response.json())["error"]["code"] == "payload_too_large"
     assert fake.received == []
 
 
@@ -135,16 +135,6 @@ async def test_requests_per_minute_limit(
     assert len(fake.received) == 2
 
 
-async def slow_stream(request: web.Request, received: Received) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await response.prepare(request)
-    await response.write(b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n')
-    await asyncio.sleep(0.5)
-    await response.write(b"data: [DONE]\n\n")
-    await response.write_eof()
-    return response
-
-
 async def test_concurrent_streams_limit(
     db: asyncpg.Connection, org: IssuedKey, fake: FakeProviders, start_proxy
 ) -> None:
@@ -156,7 +146,9 @@ async def test_concurrent_streams_limit(
     stream_body = orjson.dumps({**CHAT, "stream": True})
     async with aiohttp.ClientSession() as session:
         first = await session.post(
-            f"{proxy.url}/v1/chat/completions", data=stream_body, headers=lectr_headers(org)
+            f"{proxy.url}/v1/chat/completions",
+            data=stream_body,
+            headers=lectr_headers(org, **{"Content-Type": "application/json"}),
         )
         assert first.status == 200
         status, body, headers = await post(proxy, headers=lectr_headers(org), data=stream_body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import asyncpg
+import orjson
 import pytest
 
 from lectr.orgs import IssuedKey
@@ -44,15 +45,31 @@ async def test_provider_header_overrides_detection(
     assert event.provider == "groq" and not event.provider_unknown
 
 
-async def test_unknown_provider_or_model_falls_back_to_the_default(
+async def test_unknown_model_goes_to_the_default_provider(
     proxy: RunningProxy, org: IssuedKey, fake: FakeProviders
 ) -> None:
-    assert (await chat(proxy, org, "gpt-4o", **{"X-Lectr-Provider": "acme-llm"})).status == 200
-    assert fake.last.path == "/openai/v1/chat/completions"
     assert (await chat(proxy, org, "my-own-finetune")).status == 200
     assert fake.last.path == "/openai/v1/chat/completions"
-    events = await proxy.events(2)
-    assert [(e.provider, e.provider_unknown) for e in events] == [("openai", True)] * 2
+    [event] = await proxy.events(1)
+    assert (event.provider, event.provider_unknown) == ("openai", True)
+
+
+async def test_unknown_provider_header_is_a_400(
+    proxy: RunningProxy, org: IssuedKey, fake: FakeProviders
+) -> None:
+    """A typo in X-Lectr-Provider must not send the key to another provider."""
+    response = await chat(proxy, org, "gpt-4o", **{"X-Lectr-Provider": "opneai"})
+    assert response.status == 400
+    body = orjson.loads(await response.read())
+    assert body["error"]["code"] == "invalid_provider"
+    assert "opneai" not in body["error"]["message"]  # no client input echoed
+    assert fake.received == []
+    [event] = await proxy.events(1)
+    assert (event.status_code, event.error_category, event.error_source) == (
+        400,
+        "invalid_provider",
+        "client",
+    )
 
 
 async def add_azure_config(db: asyncpg.Connection, org: IssuedKey, endpoint: str) -> None:
@@ -112,10 +129,14 @@ async def test_rule_rewrites_model_and_provider(
         db, org, name="other", priority=20, match_feature="summaries", target_model="gpt-4o-mini"
     )
     proxy = await start_proxy()
-    response = await chat(proxy, org, "gpt-4o", **{"X-Lectr-Feature": "summaries"})
+    # A rule that changes the provider applies with a key for the target provider.
+    headers = {"X-Lectr-Feature": "summaries", "X-Lectr-Provider-Key-groq": "gsk-groq-key"}
+    response = await chat(proxy, org, "gpt-4o", **headers)
     assert response.status == 200
     assert fake.last.path == "/groq/openai/v1/chat/completions"
     assert fake.last.json() == {"model": "llama-3.1-8b-instant", **CHAT}
+    assert fake.last.headers["Authorization"] == "Bearer gsk-groq-key"
+    assert not any(name.startswith("x-lectr") for name in fake.last.header_names())
 
     # Another feature: no rule matches, nothing changes.
     assert (await chat(proxy, org, "gpt-4o", **{"X-Lectr-Feature": "chat"})).status == 200

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import uuid
 
+import orjson
 import pytest
 
 from lectr.settings import SettingsError
+from proxy.body import is_stream, rewrite_model, with_model
 from proxy.caches import ProviderConfig, Rule
 from proxy.calls import event_id, request_prompt
 from proxy.limits import RateLimiter, StreamLimiter
+from proxy.paths import BadPath, client_rest, with_param
 from proxy.providers import detect
-from proxy.routing import Route, route
+from proxy.routing import InvalidProvider, Route, provider_header, route
 from proxy.settings import ProxySettings
-from proxy.upstream import AzureConfigMissing, headers_for, provider_key, url_for
+from proxy.text import from_header, storable
+from proxy.upstream import (
+    AzureConfigMissing,
+    headers_for,
+    misplaced_lectr_key,
+    provider_key,
+    url_for,
+)
 from proxy.usage import BodyReader, StreamScanner, Usage, parse_usage
 
 
@@ -207,27 +217,45 @@ def test_upstream_headers_per_provider() -> None:
 
 def test_urls_and_azure_config() -> None:
     assert (
-        url_for(
-            "groq", "chat/completions", "", model="llama-3.1-8b-instant", base_urls={}, config=None
+        str(
+            url_for(
+                "groq",
+                "chat/completions",
+                "",
+                model="llama-3.1-8b-instant",
+                base_urls={},
+                config=None,
+            )
         )
         == "https://api.groq.com/openai/v1/chat/completions"
     )
     assert (
-        url_for(
-            "openai",
-            "files",
-            "limit=2",
-            model=None,
-            base_urls={"openai": "http://gw/v1"},
-            config=None,
+        str(
+            url_for(
+                "openai",
+                "files/a%2Eb",
+                "limit=2&x=%23y",
+                model=None,
+                base_urls={"openai": "http://gw/v1"},
+                config=None,
+            )
         )
-        == "http://gw/v1/files?limit=2"
+        == "http://gw/v1/files/a%2Eb?limit=2&x=%23y"  # as sent: not re-quoted
     )
     config = ProviderConfig("https://acme.openai.azure.com/", "2024-10-21", {"gpt-4o": "prod"})
     assert (
-        url_for("azure", "embeddings", "", model="gpt-4o", base_urls={}, config=config)
+        str(url_for("azure", "embeddings", "", model="gpt-4o", base_urls={}, config=config))
         == "https://acme.openai.azure.com/openai/deployments/prod/embeddings?api-version=2024-10-21"
     )
+    # The organisation's api-version replaces the client's; the rest of the query is kept.
+    assert str(
+        url_for(
+            "azure", "embeddings", "a=%23&api-version=x&b", model="m", base_urls={}, config=config
+        )
+    ).endswith("/openai/deployments/m/embeddings?a=%23&b&api-version=2024-10-21")
+    for model in ("..", ".", "a/b", "a?b", "a#b", "a\\b", "a\x00b"):
+        with pytest.raises(BadPath):
+            url_for("azure", "embeddings", "", model=model, base_urls={}, config=config)
     with pytest.raises(AzureConfigMissing):
         url_for("azure", "chat/completions", "", model="gpt-4o", base_urls={}, config=None)
     with pytest.raises(AzureConfigMissing):
@@ -276,3 +304,112 @@ def test_event_ids_are_random_version_4_uuids() -> None:
     ids = [event_id() for _ in range(10_000)]
     assert len(set(ids)) == len(ids)
     assert {(i.version, i.variant) for i in ids} == {(4, uuid.RFC_4122)}
+
+
+def test_client_text_is_made_storable() -> None:
+    # aiohttp decodes header bytes that are not UTF-8 with surrogateescape.
+    assert from_header("caf\udce9-\udcff") == "café-ÿ"
+    assert from_header("café\udcff") == "caféÿ"  # valid UTF-8 kept, the stray byte Latin-1
+    assert from_header("support-bot") == "support-bot"
+    assert from_header("a\x00b") == "a\ufffdb"
+    assert storable("gpt-4o\x00") == "gpt-4o\ufffd"
+    assert storable("\ud800x\udcff") == "\ufffdx\ufffd"
+    assert storable("café") == "café"
+    for value in ("caf\udce9-\udcff", "\ud800\x00"):
+        orjson.dumps([from_header(value), storable(value)])  # encodable
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        "/v1/../../admin",
+        "/v1/%2e%2e/%2e%2e/admin",
+        "/v1/%2E./admin",
+        "/v1/..%2f..%2fadmin",
+        "/v1/a/..;x/admin",
+        "/v1/./models",
+        "/v1/chat%3Fx=1",
+        "/v1/chat%23x",
+        "/v1/models%00x",
+        "/v1/a%5c..%5cadmin",
+        "/v1/a\\..\\admin",
+        "/%761/chat/completions",
+        "/v2/models",
+    ],
+)
+def test_paths_that_could_leave_the_base_are_refused(raw_path: str) -> None:
+    with pytest.raises(BadPath):
+        client_rest(raw_path)
+
+
+def test_safe_paths_are_kept_as_sent() -> None:
+    assert client_rest("/v1/chat/completions") == "chat/completions"
+    assert client_rest("/v1/files/file-1%3Aa/content") == "files/file-1%3Aa/content"
+    assert client_rest("/v1/models/ft:gpt-4o:acme..v2") == "models/ft:gpt-4o:acme..v2"
+    assert client_rest("/v1/.well-known/x") == ".well-known/x"
+    assert with_param("", "api-version", "2024-10-21") == "api-version=2024-10-21"
+    assert with_param("api%2Dversion=1&x=%23", "api-version", "2") == "x=%23&api-version=2"
+
+
+def test_model_rewrite_changes_only_the_model_bytes() -> None:
+    body = (
+        b'{"messages": [{"role": "user", "content": "say \\"model\\": \\"x\\""},'
+        b' {"model": "inner"}], "seed": 123456789012345678901234567890,'
+        b' "temperature": 1.0e0, "model" : "gpt-4o", "tools": {"model": "t"}}'
+    )
+    expected = body.replace(b'"model" : "gpt-4o"', b'"model" : "gpt-4o-mini"')
+    assert with_model(body, "gpt-4o-mini") == expected
+    assert with_model(b'{"\\u006dodel":"a\\u0000"}', "b") == b'{"\\u006dodel":"b"}'
+    assert with_model(b'{"model": 1, "x": "y"}', "b") is None
+    # No string model to replace: re-encoded with the model added, big integers kept.
+    big = b'{"seed": 1' + b"0" * 400 + b"}"
+    assert (
+        rewrite_model(big, {"seed": 10**400}, "m") == b'{"seed":1' + b"0" * 400 + b',"model":"m"}'
+    )
+
+
+def test_stream_values_that_may_start_a_stream() -> None:
+    assert [is_stream(v) for v in (True, "true", "True", 1, "yes")] == [True] * 5
+    assert [is_stream(v) for v in (False, None, "false", "0", 0, "")] == [False] * 6
+
+
+def test_provider_header_and_lectr_keys_in_provider_headers() -> None:
+    assert provider_header(" Groq ") == "groq" and provider_header(None) is None
+    with pytest.raises(InvalidProvider):
+        provider_header("opneai")
+    assert misplaced_lectr_key({"Authorization": "Bearer lc_key_abc"}) == "Authorization"
+    assert misplaced_lectr_key({"api-key": "lc_key_abc"}) == "api-key"
+    assert misplaced_lectr_key({"Authorization": "Bearer sk-1"}) is None
+    headers = {"Authorization": "Bearer sk-openai", "X-Lectr-Provider-Key-groq": " gsk-1 "}
+    assert provider_key(headers, "groq") == "gsk-1"
+    assert provider_key(headers, "openai") == "sk-openai"
+
+
+def test_a_rule_changing_the_provider_needs_a_key_for_the_target() -> None:
+    to_groq = rule(target_provider="groq", target_model="llama-3.1-8b-instant")
+
+    def routed(has_key: bool) -> Route:
+        return route(
+            [to_groq],
+            header=None,
+            rest="chat/completions",
+            model="gpt-4o",
+            feature="untagged",
+            task=None,
+            default_provider="openai",
+            has_key_for=lambda provider: has_key and provider == "groq",
+        )
+
+    skipped = routed(False)
+    assert (skipped.provider, skipped.model, skipped.rule_id) == ("openai", "gpt-4o", None)
+    assert skipped.skipped_rule_id == to_groq.id
+    applied = routed(True)
+    assert (applied.provider, applied.model, applied.rule_id) == (
+        "groq",
+        "llama-3.1-8b-instant",
+        to_groq.id,
+    )
+    assert applied.skipped_rule_id is None
+    # A rule that keeps the provider needs no key.
+    same = chat_route([rule(target_provider="openai", target_model="gpt-4o-mini")], "gpt-4o")
+    assert (same.model, same.skipped_rule_id) == ("gpt-4o-mini", None)

@@ -43,6 +43,8 @@ class Received:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    # The request target as it arrived, still percent-encoded, query included.
+    raw_path: str = ""
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -57,6 +59,8 @@ class FakeProviders:
     received: list[Received] = field(default_factory=list)
     # Bytes of the last response body sent, for byte-identity checks.
     sent: list[bytes] = field(default_factory=list)
+    # Seconds between two chunks of every stream (real providers pace theirs); 0: at once.
+    pace_s: float = 0.0
     _overrides: list[Handler] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=itertools.count)
 
@@ -78,6 +82,7 @@ class FakeProviders:
             dict(request.query),
             dict(request.headers),
             await request.read(),
+            request.raw_path,
         )
         self.received.append(received)
         if self._overrides:
@@ -181,8 +186,9 @@ class FakeProviders:
         return await self.stream(request, chunks)
 
     async def stream(
-        self, request: web.Request, chunks: list[bytes], *, delay_s: float = 0.0
+        self, request: web.Request, chunks: list[bytes], *, delay_s: float | None = None
     ) -> web.StreamResponse:
+        delay_s = self.pace_s if delay_s is None else delay_s
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "x-request-id": "req_stream"}
         )
@@ -198,6 +204,8 @@ class FakeProviders:
     async def start(self) -> web.AppRunner:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
+        # Marks every answer as the provider's, so a test can tell it from Lectr's own.
+        app.on_response_prepare.append(_mark_simulated)
         runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
         )
@@ -207,6 +215,24 @@ class FakeProviders:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"
         return runner
+
+
+SIMULATED_HEADER = "X-Simulated-Provider"
+
+
+async def slow_stream(request: web.Request, received: Received) -> web.StreamResponse:
+    """A stream that sends one chunk, then waits half a second before it ends."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    await response.write(b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n')
+    await asyncio.sleep(0.5)
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
+async def _mark_simulated(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[SIMULATED_HEADER] = "1"
 
 
 def sse(data: dict) -> bytes:
