@@ -29,7 +29,9 @@ then each round measures, after a warm-up each time:
 * latency at 1 connection (p50 and p99) to nginx directly, through the pass-through and
   through the proxy (events on); "added" is the difference to direct;
 * requests/s at 64 connections to each of those, to the proxy with events off, to
-  ``lectr proxy --workers 2`` and to two pass-through processes.
+  ``lectr proxy --workers 2`` and to two pass-through processes, and to the proxy with
+  its access log off and with ``LECTR_PROXY_ACCESS_LOG=all`` (both at log level INFO,
+  written to a file, so the cost of a line per request shows).
 
 Rows are measured back to back and round after round, so background load that comes
 and goes hits them alike; every figure is the median over the rounds. It then prints a
@@ -114,6 +116,8 @@ PROXY = "lectr proxy, events on"
 PROXY_OFF = "lectr proxy, events off"
 PROXY_2 = "lectr proxy --workers 2"
 FLOOR_2 = "pass-through, 2 processes"
+LOG_OFF = "lectr proxy, access log off"
+LOG_ALL = "lectr proxy, access log all"
 
 
 class SetupError(RuntimeError):
@@ -527,19 +531,34 @@ class Target(NamedTuple):
     pid: int | None
 
 
+def proxy_log(tmp: Path, workers: int, events: bool, access_log: str | None) -> Path:
+    access = f"-access-{access_log}" if access_log else ""
+    return tmp / f"proxy-w{workers}-{'on' if events else 'off'}{access}.log"
+
+
 @contextlib.contextmanager
 def proxy(
-    lectr: Lectr, tmp: Path, taskset: str, cores: str, *, workers: int, events: bool
+    lectr: Lectr,
+    tmp: Path,
+    taskset: str,
+    cores: str,
+    *,
+    workers: int,
+    events: bool,
+    access_log: str | None = None,
 ) -> Iterator[Target]:
     """``lectr proxy`` on ``cores``; yields its base URL (and, with one worker, its pid)
-    once every worker is ready."""
+    once every worker is ready. With ``access_log`` it logs at INFO, so that the access
+    log's lines are written (the other rows log warnings only)."""
     port = free_port()
     env = {**lectr.env, "LECTR_PROXY_PORT": str(port)}
     env["LECTR_PROXY_RECORD_EVENTS"] = "on" if events else "off"
+    if access_log:
+        env.update(LECTR_PROXY_ACCESS_LOG=access_log, LECTR_LOG_LEVEL="INFO")
     argv = [taskset, "-c", cores, sys.executable, "-m", "lectr", "proxy"]
     argv += ["--workers", str(workers)]
     name = f"lectr proxy (workers {workers}, events {'on' if events else 'off'})"
-    log = tmp / f"proxy-w{workers}-{'on' if events else 'off'}.log"
+    log = proxy_log(tmp, workers, events, access_log)
     with running(name, argv, env, log) as server:
         url = f"http://{HOST}:{port}"
         wait_for_distinct(server, f"{url}/health", "instance", workers)
@@ -586,7 +605,7 @@ def passthrough(
 
 
 LATENCY_ROWS = (DIRECT, FLOOR, PROXY)
-LOAD_ROWS = (DIRECT, FLOOR, PROXY, PROXY_OFF, PROXY_2, FLOOR_2)
+LOAD_ROWS = (DIRECT, FLOOR, PROXY, PROXY_OFF, PROXY_2, FLOOR_2, LOG_OFF, LOG_ALL)
 
 
 @dataclass
@@ -596,6 +615,8 @@ class Results:
     load: dict[str, list[Sample]] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
     proxy_sent: int = 0  # requests wrk completed through the events-on proxy
+    access_lines: int = 0  # lines the access-log-all proxy wrote
+    access_sent: int = 0  # requests wrk completed through it
 
     def p50(self, name: str) -> float:
         return statistics.median(sample.p50_ms for sample in self.latency[name])
@@ -639,6 +660,12 @@ class Bench:
             PROXY: proxy(self.lectr, self.tmp, taskset, one, workers=1, events=True),
             PROXY_OFF: proxy(self.lectr, self.tmp, taskset, one, workers=1, events=False),
             PROXY_2: proxy(self.lectr, self.tmp, taskset, both, workers=2, events=True),
+            LOG_OFF: proxy(
+                self.lectr, self.tmp, taskset, one, workers=1, events=True, access_log="off"
+            ),
+            LOG_ALL: proxy(
+                self.lectr, self.tmp, taskset, one, workers=1, events=True, access_log="all"
+            ),
         }
         targets = {DIRECT: Target(self.upstream, None)}
         for name, server in servers.items():
@@ -671,6 +698,9 @@ def measure(bench: Bench, key: str) -> Results:
         proxy_url = targets[PROXY].url
         results.proxy_sent = bench.wrk.sent[proxy_url + CHAT_PATH] + 1  # and post_once
         results.events = proxy_events(proxy_url)
+        results.access_sent = bench.wrk.sent[targets[LOG_ALL].url + CHAT_PATH] + 1
+    log = proxy_log(bench.tmp, 1, True, "all").read_text(errors="replace")
+    results.access_lines = log.count(" lectr.access ")
     return results
 
 
@@ -722,6 +752,8 @@ class Ratios:
     floor_workers: float
     cpu: float
     cpu_events: float
+    access_log: float
+    cpu_access_log: float
 
     @classmethod
     def of(cls, results: Results) -> Ratios:
@@ -735,6 +767,8 @@ class Ratios:
             floor_workers=rps(FLOOR_2) / rps(FLOOR),
             cpu=_cpu_ratio(results, PROXY, FLOOR),
             cpu_events=_cpu_ratio(results, PROXY, PROXY_OFF),
+            access_log=rps(LOG_ALL) / rps(LOG_OFF),
+            cpu_access_log=_cpu_ratio(results, LOG_ALL, LOG_OFF),
         )
 
 
@@ -754,6 +788,8 @@ def print_ratios(ratios: Ratios) -> None:
         ("req/s, pass-through 2 processes / 1", ratios.floor_workers),
         ("CPU per request, proxy / pass-through", ratios.cpu),
         ("CPU per request, events on / off", ratios.cpu_events),
+        ("req/s, access log all / off", ratios.access_log),
+        ("CPU per request, access log all / off", ratios.cpu_access_log),
     ):
         print(f"  {label:38}{_ratio(value):>8}")
 
@@ -794,6 +830,13 @@ def print_events(results: Results) -> bool:
     )
     if published + dropped + left < results.proxy_sent:
         print("ERROR: fewer events than requests: the proxy did not record every request")
+        return False
+    print(
+        f"Access log (proxy, access log all): {results.access_lines:,} lines "
+        f"for {results.access_sent:,} requests wrk completed"
+    )
+    if results.access_lines < results.access_sent:
+        print("ERROR: fewer access log lines than requests")
         return False
     return True
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from importlib import metadata
 
 import asyncpg
 
@@ -31,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lectr", description="Lectr: a self-hosted gateway for LLM APIs."
     )
+    parser.add_argument("--version", action="version", version=f"lectr {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     stack_commands.add_parsers(commands)
     org_commands.add_parsers(commands)
@@ -64,6 +66,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return _fail("the database has no Lectr tables yet; run `lectr migrate` first", 1)
     except asyncpg.PostgresError as exc:
         return _fail(f"the database refused: {exc}", 1)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("lectr")
+    except metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown"
 
 
 def _fail(message: str, code: int) -> int:

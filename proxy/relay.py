@@ -9,11 +9,13 @@ connection is aborted, so the client cannot mistake it for a complete response).
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from proxy.calls import Call
 from proxy.errors import LectrError
@@ -32,13 +34,16 @@ _DROPPED = (
 )
 # A non-streamed body up to this size is read whole (and its usage read).
 WHOLE_BODY_MAX = 4 * 1024 * 1024
+# A client that leaves mid-stream: how long the provider may take to end the stream
+# (then it was complete: the client had every byte) before it counts as a disconnect.
+END_GRACE_S = 1.0
 
 
 async def exchange(
     request: web.Request,
     session: aiohttp.ClientSession,
     call: Call,
-    url: str,
+    url: URL,
     headers: dict[str, str],
     body: bytes,
     text_cap: int,
@@ -108,21 +113,49 @@ async def _stream(
     sent: float,
     text_cap: int | None,
 ) -> web.StreamResponse:
-    """Relay chunk by chunk; scan server-sent events for usage when ``text_cap`` is set."""
+    """Relay chunk by chunk; scan server-sent events for usage when ``text_cap`` is set.
+
+    The usage and text of what was relayed are set on ``call`` however the relay ends (a
+    client that goes away included), so its tokens are always counted."""
     scanner = StreamScanner(text_cap) if text_cap is not None and upstream.status < 300 else None
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
+    try:
+        complete = await _pump(request, upstream, response, call, scanner, sent)
+    finally:
+        if scanner is not None:
+            scanner.finish()
+            call.usage, call.completion = scanner.usage, scanner.text
+            call.truncated = scanner.truncated
+    if complete:
+        await _end(request, response)
+    return response
+
+
+async def _pump(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    response: web.StreamResponse,
+    call: Call,
+    scanner: StreamScanner | None,
+    sent: float,
+) -> bool:
+    """Relay until the provider ends the stream (True) or either side breaks it (False)."""
     chunks = upstream.content.iter_any()
-    broken = False
     while True:
         try:
             chunk = await chunks.__anext__()
         except StopAsyncIteration:
-            break
+            return True
         except (aiohttp.ClientError, TimeoutError) as exc:
             _upstream_broke(request, call, exc)
-            broken = True
-            break
+            return False
+        except asyncio.CancelledError:
+            # Every chunk so far was written; SDKs close the connection as soon as they
+            # have the last event, often before the provider's end of stream is read.
+            if not await _ends_now(request, upstream):
+                raise
+            return True
         finally:
             call.upstream_s = time.perf_counter() - sent
         if call.ttfb_s is None:
@@ -131,16 +164,41 @@ async def _stream(
             await response.write(chunk)
         except ConnectionResetError:
             call.error_category, call.error_source = "client_disconnect", "client"
-            broken = True
-            break
+            return False
         if scanner is not None:
             scanner.feed(chunk)
-    if scanner is not None:
-        scanner.finish()
-        call.usage, call.completion, call.truncated = scanner.usage, scanner.text, scanner.truncated
-    if not broken:
+
+
+async def _ends_now(request: web.Request, upstream: aiohttp.ClientResponse) -> bool:
+    """After a cancellation: whether the client went away (rather than shutdown's deadline
+    passing) and the provider then ends the stream, within a moment, without sending more.
+    True means the stream was relayed complete, and the cancellation is withdrawn."""
+    task = asyncio.current_task()
+    if request.transport is not None or task is None:
+        return False
+    try:
+        async with asyncio.timeout(END_GRACE_S):
+            rest = await upstream.content.readany()
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+    if rest:
+        return False
+    task.uncancel()
+    return True
+
+
+async def _end(request: web.Request, response: web.StreamResponse) -> None:
+    """Ends a complete stream. A client gone by now had every byte: the stream stays
+    complete (only the chunked encoding's last, empty chunk is lost)."""
+    try:
         await response.write_eof()
-    return response
+    except ConnectionResetError:
+        pass
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if request.transport is not None or task is None:
+            raise
+        task.uncancel()
 
 
 def _upstream_broke(request: web.Request, call: Call, exc: BaseException) -> None:

@@ -23,6 +23,7 @@ from lectr.broker import BrokerNames, delete_topology
 from lectr.orgs import IssuedKey, create_org
 from lectr.settings import Settings
 from proxy.app import create_app
+from proxy.connections import ProxyRunner
 from proxy.settings import ProxySettings
 from proxy.state import STATE, ProxyState
 from schema.control import ControlMessage
@@ -107,7 +108,8 @@ async def start_proxy(
             **{"base_urls": fake.base_urls(), "instance": "test-proxy", **overrides},
         )
         app = create_app(settings, proxy_settings)
-        runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=2.0)
+        # The server options of `lectr proxy` (client timeouts, connection cap, errors).
+        runner = ProxyRunner(app, handler_cancellation=True, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -8,15 +8,33 @@ the SDK sent, and no X-Lectr-* header.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import anthropic
 import openai
+import pytest
 
 from lectr.orgs import IssuedKey
 from tests.proxy.conftest import PROVIDER_KEY, RunningProxy
 from tests.support.providers import FakeProviders
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
+
+
+@pytest.fixture
+def closing() -> Iterator[Callable[[Any], Any]]:
+    """Registers a synchronous SDK client to be closed after the test (its pooled
+    connections would otherwise be left to the garbage collector)."""
+    clients: list[Any] = []
+
+    def register(client: Any) -> Any:
+        clients.append(client)
+        return client
+
+    yield register
+    for client in clients:
+        client.close()
 
 
 def openai_headers(org: IssuedKey) -> dict[str, str]:
@@ -53,9 +71,9 @@ def assert_forwarded_cleanly(fake: FakeProviders, path: str, auth: str = "bearer
 
 
 async def test_openai_sync_chat_is_byte_identical(
-    proxy: RunningProxy, org: IssuedKey, fake: FakeProviders
+    proxy: RunningProxy, org: IssuedKey, fake: FakeProviders, closing: Callable[[Any], Any]
 ) -> None:
-    client = sync_openai(proxy, org)
+    client = closing(sync_openai(proxy, org))
     raw = await asyncio.to_thread(
         client.chat.completions.with_raw_response.create, model="gpt-4o", messages=MESSAGES
     )
@@ -84,9 +102,9 @@ async def test_openai_sync_chat_is_byte_identical(
 
 
 async def test_openai_sync_stream_is_byte_identical(
-    proxy: RunningProxy, org: IssuedKey, fake: FakeProviders
+    proxy: RunningProxy, org: IssuedKey, fake: FakeProviders, closing: Callable[[Any], Any]
 ) -> None:
-    client = sync_openai(proxy, org)
+    client = closing(sync_openai(proxy, org))
 
     def stream() -> tuple[bytes, list[str]]:
         with client.chat.completions.with_streaming_response.create(
@@ -223,3 +241,76 @@ async def test_openai_sdk_against_claude_uses_anthropic_compatible_endpoint(
     assert_forwarded_cleanly(fake, "/anthropic/v1/chat/completions", auth="x-api-key")
     assert fake.last.headers["anthropic-version"] == "2023-06-01"
     await client.close()
+
+
+# A provider that paces its chunks, like the real ones: SDKs close the connection as soon
+# as they have the last event, often before the provider's end of stream reaches the proxy.
+PACE_S = 0.01
+
+
+def assert_complete(events: list, count: int) -> None:
+    assert len(events) == count
+    for event in events:
+        assert event.streaming and event.status_code == 200, event
+        assert event.error_category is None and event.error_source is None, event
+        assert event.token_source == "provider" or event.text is not None, event
+
+
+async def test_openai_sdk_streams_from_a_paced_provider_are_recorded_complete(
+    proxy: RunningProxy, org: IssuedKey, fake: FakeProviders, closing: Callable[[Any], Any]
+) -> None:
+    fake.pace_s = PACE_S
+    client = closing(sync_openai(proxy, org))
+
+    def streams(count: int) -> None:
+        for n in range(count):
+            options = {"stream_options": {"include_usage": True}} if n % 2 else {}
+            for _ in client.chat.completions.create(
+                model="gpt-4o", messages=MESSAGES, stream=True, **options
+            ):
+                pass
+
+    aclient = async_openai(proxy, org)
+
+    async def astream() -> None:
+        async for _ in await aclient.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, stream=True
+        ):
+            pass
+
+    await asyncio.gather(
+        *(asyncio.to_thread(streams, 10) for _ in range(5)), *(astream() for _ in range(10))
+    )
+    assert_complete(await proxy.events(60), 60)
+    await aclient.close()
+
+
+async def test_anthropic_sdk_streams_from_a_paced_provider_are_recorded_complete(
+    proxy: RunningProxy, org: IssuedKey, fake: FakeProviders, closing: Callable[[Any], Any]
+) -> None:
+    fake.pace_s = PACE_S
+    client = closing(
+        anthropic.Anthropic(
+            base_url=proxy.url,
+            api_key=PROVIDER_KEY,
+            default_headers={"X-Lectr-Key": org.key},
+            max_retries=0,
+        )
+    )
+
+    def streams(count: int) -> None:
+        for _ in range(count):
+            with client.messages.stream(
+                model="claude-sonnet-5-5", max_tokens=100, messages=MESSAGES
+            ) as stream:
+                for _ in stream.text_stream:
+                    pass
+            for _ in client.messages.create(
+                model="claude-sonnet-5-5", max_tokens=100, messages=MESSAGES, stream=True
+            ):
+                pass
+
+    await asyncio.gather(*(asyncio.to_thread(streams, 5) for _ in range(4)))
+    events = await proxy.events(40)
+    assert_complete(events, 40)
+    assert {(e.input_tokens, e.output_tokens) for e in events} == {(17, 9)}

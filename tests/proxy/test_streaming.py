@@ -108,6 +108,39 @@ async def test_client_disconnect_cancels_the_upstream_request(
     [event] = await proxy.events(1)
     assert (event.error_category, event.error_source) == ("client_disconnect", "client")
     assert event.status_code == 200 and event.streaming
+    # What was relayed before the client left is counted.
+    assert event.text is not None and event.text.prompt == MESSAGES
+    completion = event.text.completion
+    assert completion and completion == "word" * (len(completion) // 4)
+
+
+async def test_client_leaving_after_the_last_event_is_a_complete_stream(
+    proxy: RunningProxy, org: IssuedKey, fake: FakeProviders
+) -> None:
+    """SDKs close the connection once they have the last event; the provider's end of
+    stream may reach the proxy only after that: the stream is still complete."""
+
+    async def slow_end(request: web.Request, received: Received) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for word in STREAM_WORDS:
+            await response.write(sse(openai_chunk("gpt-4o", word)))
+        await response.write(b"data: [DONE]\n\n")
+        await asyncio.sleep(0.2)  # the client has gone by now
+        await response.write_eof()
+        return response
+
+    fake.respond_with(slow_end)
+    async with aiohttp.ClientSession() as session:
+        response = await session.post(
+            f"{proxy.url}/v1/chat/completions", json=STREAM, headers=lectr_headers(org)
+        )
+        while not (await response.content.readuntil(b"\n\n")).startswith(b"data: [DONE]"):
+            pass
+        response.close()
+    [event] = await proxy.events(1)
+    assert event.status_code == 200 and event.error_category is None
+    assert event.text is not None and event.text.completion == "".join(STREAM_WORDS)
 
 
 async def test_upstream_break_mid_stream_ends_the_client_stream_with_an_error(
