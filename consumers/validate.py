@@ -15,7 +15,6 @@ decides to; the reason kept with it says what was wrong.
 from __future__ import annotations
 
 import dataclasses
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -23,11 +22,10 @@ import sqlalchemy as sa
 
 from schema.events import HealthSnapshot, RequestEvent
 from schema.tables import pipeline_health, request_logs
+from schema.text import storable as clean_text
+from schema.text import text_problem
 
 _INT_MAX = {sa.SmallInteger: 2**15 - 1, sa.Integer: 2**31 - 1, sa.BigInteger: 2**63 - 1}
-# NUL, and code points that are only valid as half of a UTF-16 pair (never in UTF-8).
-_BAD_CHARS_RE = re.compile("[\x00\ud800-\udfff]")
-REPLACEMENT = "\ufffd"
 # request_logs.cost_usd is NUMERIC(18, 8): at most 10 digits before the point.
 _COST_LIMIT = Decimal(10) ** 10
 
@@ -45,21 +43,6 @@ def _limits(table: sa.Table) -> tuple[dict[str, int | None], dict[str, int]]:
 
 _LENGTHS, _MAXIMA = _limits(request_logs)
 _HEALTH_LENGTHS, _HEALTH_MAXIMA = _limits(pipeline_health)
-
-
-def text_problem(value: str) -> str | None:
-    """Why Postgres would refuse ``value`` as text, or None."""
-    if value.isascii():  # the usual case, checked fast
-        return "holds NUL" if "\x00" in value else None
-    bad = _BAD_CHARS_RE.search(value)
-    if bad is None:
-        return None
-    return "holds NUL" if bad.group() == "\x00" else "holds a lone surrogate (not UTF-8)"
-
-
-def clean_text(value: str) -> str:
-    """``value`` with NUL and lone surrogates replaced by U+FFFD."""
-    return _BAD_CHARS_RE.sub(REPLACEMENT, value)
 
 
 def column_problem(event: RequestEvent) -> str | None:

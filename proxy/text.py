@@ -8,8 +8,8 @@ Unicode (no lone surrogates) without NUL. Two sources need it:
   :func:`from_header` reads such bytes as Latin-1 (HTTP's historical charset for header
   bytes, and what clients that encode headers as Latin-1 meant): ``caf\\xe9`` is
   ``café``. Valid UTF-8 is kept as it is.
-- anything else (model names from the body, the decoded path): :func:`storable` replaces
-  NUL and lone surrogates with U+FFFD.
+- anything else (model names from the body, the decoded path):
+  :func:`schema.text.storable` replaces NUL and lone surrogates with U+FFFD.
 
 Both are a flag check and a ``memchr`` for ordinary ASCII text.
 """
@@ -17,10 +17,12 @@ Both are a flag check and a ``memchr`` for ordinary ASCII text.
 from __future__ import annotations
 
 import codecs
-import re
+import contextlib
 
-REPLACEMENT = "\ufffd"
-_SURROGATES = re.compile("[\ud800-\udfff]")
+from schema.text import storable
+
+__all__ = ["from_header", "storable"]
+
 _LATIN_1 = "lectr-latin-1"
 
 
@@ -34,19 +36,11 @@ def _latin_1(error: UnicodeError) -> tuple[str, int]:
 codecs.register_error(_LATIN_1, _latin_1)
 
 
-def storable(value: str) -> str:
-    """``value`` with NUL and lone surrogates replaced by U+FFFD."""
-    if not value.isascii():
-        value = _SURROGATES.sub(REPLACEMENT, value)
-    return value.replace("\x00", REPLACEMENT) if "\x00" in value else value
-
-
 def from_header(value: str) -> str:
     """A header value as aiohttp decoded it, with bytes that were not UTF-8 read as
     Latin-1, and NUL replaced."""
     if not value.isascii():
-        try:
+        # A surrogate no byte was escaped to cannot be re-encoded: replaced below.
+        with contextlib.suppress(UnicodeEncodeError):
             value = value.encode("utf-8", "surrogateescape").decode("utf-8", _LATIN_1)
-        except UnicodeEncodeError:  # a surrogate no byte was escaped to
-            value = _SURROGATES.sub(REPLACEMENT, value)
-    return value.replace("\x00", REPLACEMENT) if "\x00" in value else value
+    return storable(value)
