@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ class Outbox:
         self.published = 0
         self.unencodable = 0
         self.refused = 0
+        # time.monotonic() of the last event dropped for each reason (0: never), for /health.
+        self.last_unencodable_at = 0.0
+        self.last_refused_at = 0.0
         # Spooled events (from an earlier run) not yet confirmed.
         self.backlog = 0
         self._items: deque[Item] = deque()
@@ -86,7 +90,7 @@ class Outbox:
                 if len(body) + BATCH_OVERHEAD > self._batch_bytes and event.text is not None:
                     body = encode_event(event.uncounted())
             except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
-                self.unencodable += 1
+                self._count_unencodable()
                 self.buffer.done(1, size)
                 log.warning("dropped an event that cannot be encoded: %s", exc)
                 continue
@@ -139,10 +143,15 @@ class Outbox:
         log.error("%s a single event (%s); dropped it", who, exc)
         if isinstance(exc, REFUSALS):
             self.refused += 1
+            self.last_refused_at = time.monotonic()
         else:
-            self.unencodable += 1
+            self._count_unencodable()
         self._resolve(1)
         return 1
+
+    def _count_unencodable(self) -> None:
+        self.unencodable += 1
+        self.last_unencodable_at = time.monotonic()
 
     def _resolve(self, count: int) -> None:
         """The first ``count`` items are gone: release their room in the buffer."""

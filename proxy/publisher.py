@@ -82,9 +82,6 @@ class Publisher:
         self._sent = asyncio.Event()  # set whenever events leave (confirmed or dropped)
         # Wall-clock time since when events cannot be published (None: all is well).
         self._failing_since: float | None = time.time()
-        # time.monotonic() of the last refusal and of the last unencodable event.
-        self._recent = {"refused": 0.0, "unencodable": 0.0}
-        self._counts = {"refused": 0, "unencodable": 0}
 
     @property
     def published(self) -> int:
@@ -211,7 +208,6 @@ class Publisher:
         try:
             await self.outbox.send(self._send_events)
         finally:
-            self._note_outcomes()
             self._sent.set()
         if backlog and not self.outbox.backlog:
             self._on_backlog_sent()
@@ -226,15 +222,6 @@ class Publisher:
                 raise ConnectionError(f"cannot open a channel: {_reason(exc)}") from exc
         await self._publish(body, EVENTS_TYPE, broker.INGEST_EVENTS_KEY)
         self._failing_since = None
-
-    def _note_outcomes(self) -> None:
-        now = time.monotonic()
-        for name, count in (
-            ("refused", self.events_refused),
-            ("unencodable", self.events_unencodable),
-        ):
-            if count != self._counts[name]:
-                self._counts[name], self._recent[name] = count, now
 
     async def _publish(self, body: bytes, message_type: str, routing_key: str) -> None:
         """One persistent message, waiting for the broker's confirm (bounded)."""
@@ -278,13 +265,17 @@ class Publisher:
             since = datetime.fromtimestamp(self._failing_since, UTC).isoformat(timespec="seconds")
             state = "publishing failing" if self.connected.is_set() else "broker unreachable"
             reasons.append(f"{state} since {since}")
-        now = time.monotonic()
-        if self.buffer.last_drop_at and now - self.buffer.last_drop_at < RECENT_S:
-            reasons.append(f"events dropped: buffer full ({self.buffer.dropped} in all)")
-        if self._recent["refused"] and now - self._recent["refused"] < RECENT_S:
-            reasons.append(f"events refused by the broker ({self.events_refused} in all)")
-        if self._recent["unencodable"] and now - self._recent["unencodable"] < RECENT_S:
-            reasons.append(f"events that cannot be encoded ({self.events_unencodable} in all)")
+        for last, what, count in (
+            (self.buffer.last_drop_at, "events dropped: buffer full", self.buffer.dropped),
+            (self.outbox.last_refused_at, "events refused by the broker", self.events_refused),
+            (
+                self.outbox.last_unencodable_at,
+                "events that cannot be encoded",
+                self.events_unencodable,
+            ),
+        ):
+            if _recent(last):
+                reasons.append(f"{what} ({count} in all)")
         return reasons
 
     async def publish_health(self) -> None:
@@ -320,6 +311,11 @@ class Publisher:
         waiting = self.buffer.take(self.buffer.queued)
         self.outbox.add(waiting)
         return list(self.outbox.unsent())
+
+
+def _recent(at: float) -> bool:
+    """``at`` (time.monotonic(), 0 for never) is within :data:`RECENT_S`."""
+    return bool(at) and time.monotonic() - at < RECENT_S
 
 
 def _reason(exc: BaseException) -> str:
