@@ -39,9 +39,8 @@ def wanted(mode: str, status: int, error_category: str | None) -> bool:
 
 
 def write(mode: str, call: Call) -> None:
-    """The line for one call (from a ``call_soon`` callback: the response is written)."""
-    if not wanted(mode, call.status, call.error_category):
-        return
+    """The line for one call (from a ``call_soon`` callback: the response is written);
+    :func:`after` has checked that ``mode`` wants it."""
     route = call.route
     log.info(
         "org=%s key=%s provider=%s model=%s status=%d error=%s stream=%d latency_ms=%.1f",

@@ -10,8 +10,8 @@ for headers or a body that never come. :class:`ProxyRequestHandler` changes that
 - a client has ``LECTR_PROXY_CLIENT_TIMEOUT_S`` to send a request's complete headers
   (from the connection's start, or from the first byte of its next request), and its
   body may not pause longer than that: then it is answered 408 ``request_timeout`` and
-  the connection is closed. A connection idle between two requests is left to aiohttp's
-  keep-alive timeout;
+  the connection is closed. A connection idle between two requests is closed after
+  ``LECTR_PROXY_KEEPALIVE_S`` (aiohttp's keep-alive timeout);
 - over ``LECTR_PROXY_MAX_CONNECTIONS`` open connections, a new one is still accepted,
   but its request is answered 503 ``too_many_connections`` with ``Retry-After: 1`` and
   the connection closed (``/health`` and ``/metrics`` are answered, then closed): a load
