@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
+from collections.abc import Mapping
 
 import asyncpg
 from aio_pika.abc import AbstractConnection
@@ -36,6 +37,9 @@ from lectr.settings import Settings
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S = 120.0
+# Beyond LECTR_CONSUMER_SHUTDOWN_TIMEOUT_S (the last batch), to stop after SIGTERM:
+# closing connections and writing the last health row.
+STOP_MARGIN_S = 15.0
 # Connecting takes milliseconds; a server that does not answer within this is retried
 # (with the capped backoff), so a restored database is noticed within seconds.
 CONNECT_TIMEOUT_S = 5.0
@@ -67,6 +71,11 @@ def run(settings: Settings, argv: list[str]) -> int:
         return runner(serve(settings, consumer_settings, drain=args.drain))
     except broker.TopologyError as exc:
         raise CommandError(str(exc)) from exc
+
+
+def stop_deadline_s(environ: Mapping[str, str]) -> float:
+    """How long a consumer needs to stop after SIGTERM (``lectr up`` waits that long)."""
+    return ConsumerSettings.from_env(environ).shutdown_timeout_s + STOP_MARGIN_S
 
 
 async def serve(

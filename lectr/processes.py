@@ -4,8 +4,11 @@ A process package (``proxy``, ``consumers``, ``scheduler``, ``api``) takes part 
 has a ``main`` module with ``def run(settings: Settings, argv: list[str]) -> int``:
 ``lectr NAME [OPTIONS]`` runs it (``argv`` holds the options, which the process parses
 itself), and ``lectr up`` supervises it. A package can also offer one-off commands
-(:data:`COMMANDS`, same signature). ``lectr`` imports a process package only to run it,
-so a process never loads another's code.
+(:data:`COMMANDS`, same signature). A ``main`` module may also say how long the process
+needs to stop after SIGTERM with given settings: ``def stop_deadline_s(environ:
+Mapping[str, str]) -> float`` (``lectr up`` waits that long before it kills it).
+``lectr`` imports a process package only to run or supervise it, so a process never
+loads another's code.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from lectr.settings import Settings
 from lectr.supervisor import ProcessSpec
@@ -59,6 +62,16 @@ def entry_point(name: str) -> EntryPoint:
     """The ``run`` function of process or command ``name``."""
     module_name = f"{PROCESSES[name]}.main" if name in PROCESSES else COMMANDS[name]
     return importlib.import_module(module_name).run
+
+
+def stop_deadline_s(name: str, environ: Mapping[str, str]) -> float | None:
+    """The seconds process ``name`` needs to stop after SIGTERM with the settings in
+    ``environ``, or None when its package does not say."""
+    module_name = f"{PROCESSES.get(name)}.main"
+    if name not in PROCESSES or not _exists(module_name):
+        return None
+    deadline = getattr(importlib.import_module(module_name), "stop_deadline_s", None)
+    return None if deadline is None else float(deadline(environ))
 
 
 def specs(names: list[str]) -> list[ProcessSpec]:

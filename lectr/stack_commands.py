@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import importlib
 import logging
 import os
 import signal
@@ -19,17 +18,8 @@ from lectr.supervisor import Supervisor
 log = logging.getLogger("lectr")
 
 # How long `lectr up` gives a process to stop before killing it, unless the process
-# derives its own deadline from its settings (STOP_DEADLINES).
+# derives its own deadline from its settings (see processes.stop_deadline_s).
 STOP_TIMEOUT_S = 45.0
-# The consumer's margin over LECTR_CONSUMER_SHUTDOWN_TIMEOUT_S (its last batch): closing
-# its connections and writing its last health row.
-CONSUMER_MARGIN_S = 15.0
-# Process -> "module:function" taking the environment and returning the seconds that
-# process needs to stop after SIGTERM with its settings (with a margin).
-STOP_DEADLINES = {
-    "proxy": "proxy.shutdown:stop_deadline_s",
-    "consumer": "lectr.stack_commands:consumer_stop_deadline_s",
-}
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -115,14 +105,4 @@ async def _supervise(names: list[str]) -> int:
 
 def stop_deadline_s(name: str, environ: Mapping[str, str]) -> float:
     """How long process ``name`` gets to stop after SIGTERM, from its settings."""
-    hook = STOP_DEADLINES.get(name)
-    if hook is None:
-        return STOP_TIMEOUT_S
-    module, function = hook.split(":")
-    return float(getattr(importlib.import_module(module), function)(environ))
-
-
-def consumer_stop_deadline_s(environ: Mapping[str, str]) -> float:
-    from consumers.settings import ConsumerSettings
-
-    return ConsumerSettings.from_env(environ).shutdown_timeout_s + CONSUMER_MARGIN_S
+    return processes.stop_deadline_s(name, environ) or STOP_TIMEOUT_S

@@ -28,6 +28,9 @@ from proxy.state import STATE
 
 log = logging.getLogger("lectr.proxy")
 
+# How long `lectr proxy` (with its workers) needs to stop after SIGTERM: `lectr up` asks.
+stop_deadline_s = shutdown.stop_deadline_s
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
