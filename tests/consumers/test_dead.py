@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 import aio_pika
 import orjson
 import pytest
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from consumers.consumer import Consumer
 from lectr.broker import BrokerNames, Topology
 from schema.events import encode_events
 from tests.consumers.conftest import FAST, drain, make_event, org_events, publish, stored_rows
 from tests.support.cli import run_lectr, run_lectr_json
+from tests.support.events import take_all
 
 DEAD = ("dead",)
 
@@ -28,14 +28,6 @@ def dead_env(lectr_env: dict[str, str], private_names: BrokerNames) -> dict[str,
 
 async def lectr(env: dict[str, str], *args: str):
     return await asyncio.to_thread(run_lectr, *DEAD, *args, env=env)
-
-
-async def take_all(queue: AbstractQueue) -> list[AbstractIncomingMessage]:
-    messages = []
-    while (message := await queue.get(no_ack=False, fail=False)) is not None:
-        await message.ack()
-        messages.append(message)
-    return messages
 
 
 async def make_dead_letters(topology: Topology, consumer_channel, pool) -> dict[str, object]:

@@ -42,18 +42,10 @@ from tests.consumers.conftest import (
 )
 from tests.proxy.conftest import PEPPER, StartProxy, chat, lectr_headers
 from tests.proxy.conftest import start_proxy as start_proxy  # a fixture
+from tests.support.events import take_all
 from tests.support.forwarder import TcpForwarder
 
 MARKERS = ("PLANTED-PROMPT", "PLANTED-COMPLETION")
-
-
-async def take_all(queue: AbstractQueue) -> list[AbstractIncomingMessage]:
-    """Every message now in ``queue``, acked."""
-    messages = []
-    while (message := await queue.get(no_ack=False, fail=False)) is not None:
-        await message.ack()
-        messages.append(message)
-    return messages
 
 
 def assert_no_text(messages: list[AbstractIncomingMessage]) -> None:

@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import aio_pika
-from aio_pika.abc import AbstractQueue
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from schema.events import RequestEvent, TokenText
 
@@ -55,3 +55,12 @@ async def next_message(
         if time.monotonic() > deadline:
             raise AssertionError(f"no message on {queue.name} within {timeout_s} s")
         await asyncio.sleep(0.02)
+
+
+async def take_all(queue: AbstractQueue) -> list[AbstractIncomingMessage]:
+    """Every message now in ``queue``, acked."""
+    messages = []
+    while (message := await queue.get(no_ack=False, fail=False)) is not None:
+        await message.ack()
+        messages.append(message)
+    return messages
