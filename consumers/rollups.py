@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from schema.events import RequestEvent
+from schema.events import TOKENISER, RequestEvent
 from schema.latency import BUCKET_COUNT, bucket_index
 
-RollupKey = tuple[datetime, str, str, str, str, str]  # bucket, org, feature, provider, model, class
+# bucket, org, feature, provider, model, response model, task type, status class
+RollupKey = tuple[datetime, str, str, str, str, str, str, str]
 
 
 def bucket_start(created_at: datetime) -> datetime:
@@ -29,7 +30,8 @@ def status_class(status_code: int) -> str:
 
 
 def rollup_model(event: RequestEvent) -> str:
-    """The model a rollup counts a request under: the one used, else the one asked for."""
+    """The model a rollup counts a request under: the one it was sent for (after any
+    rule), else the one asked for."""
     return event.actual_model or event.requested_model or ""
 
 
@@ -44,6 +46,8 @@ def rollup_key(event: RequestEvent) -> RollupKey:
         event.feature,
         event.provider,
         rollup_model(event),
+        event.response_model or "",
+        event.task_type or "",
         status_class(event.status_code),
     )
 
@@ -63,6 +67,8 @@ class Rollup:
     latency_ms_max: float = 0.0
     ttfb_ms_sum: float = 0.0
     ttfb_count: int = 0
+    tokens_known_count: int = 0
+    tokeniser_count: int = 0
     latency_histogram: list[int] = field(default_factory=lambda: [0] * BUCKET_COUNT)
 
     def add(self, event: RequestEvent) -> None:
@@ -72,6 +78,8 @@ class Rollup:
         self.input_tokens += event.input_tokens or 0
         self.output_tokens += event.output_tokens or 0
         self.cached_tokens += event.cached_tokens or 0
+        self.tokens_known_count += event.input_tokens is not None or event.output_tokens is not None
+        self.tokeniser_count += event.token_source == TOKENISER
         if event.cost_usd is None:
             self.unpriced_count += 1
         else:

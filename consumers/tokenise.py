@@ -22,11 +22,11 @@ from concurrent.futures import Executor
 from consumers import tokeniser
 from consumers.stats import Stats
 from consumers.step import Envelope, Step
-from schema.events import UNCOUNTED, RequestEvent
+from schema.events import TOKENISER, UNCOUNTED, RequestEvent
 
 log = logging.getLogger(__name__)
 
-TOKEN_SOURCE = "tokeniser"
+TOKEN_SOURCE = TOKENISER
 
 
 def with_counts(event: RequestEvent) -> RequestEvent:

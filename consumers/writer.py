@@ -51,15 +51,17 @@ _SUMS = (
     "latency_ms_sum",
     "ttfb_ms_sum",
     "ttfb_count",
+    "tokens_known_count",
+    "tokeniser_count",
 )
-_KEYS = ("bucket_start", "org_id", "feature", "provider", "model", "status_class")
+_KEYS = ("bucket_start", "org_id", "feature", "provider", "model", "response_model",
+         "task_type", "status_class")  # fmt: skip
 _ROLLUP_TYPES = (
-    ("timestamptz", "uuid", "text", "text", "text", "text")
+    ("timestamptz", "uuid", "text", "text", "text", "text", "text", "text")
     + ("int8",) * 6
-    + ("numeric", "int8", "float8", "float8", "int8", "float8")
+    + ("numeric", "int8", "float8", "float8", "int8", "int8", "int8", "float8")
 )
-_ROLLUP_VALUES = (*_KEYS, *_SUMS[:6], "cost_usd", "unpriced_count", "latency_ms_sum",
-                  "ttfb_ms_sum", "ttfb_count", "latency_ms_max")  # fmt: skip
+_ROLLUP_VALUES = (*_KEYS, *_SUMS, "latency_ms_max")
 _HIST = len(_ROLLUP_VALUES) + 1
 UPSERT_ROLLUPS_SQL = f"""
 INSERT INTO request_rollups ({", ".join(_ROLLUP_VALUES)}, latency_histogram, updated_at)

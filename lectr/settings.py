@@ -196,6 +196,8 @@ class Settings:
     host: str = "127.0.0.1"
     proxy_port: int = 8080
     api_port: int = 8081
+    # Where users open the dashboard: links in alert and invite emails start with it.
+    dashboard_url: str = "http://127.0.0.1:8081"
     broker_prefix: str = "lectr"
     ingest_delivery_limit: int = 5
     replay_max_age: str = "7D"
@@ -218,6 +220,7 @@ class Settings:
             host=read("LECTR_HOST", defaults.host, _text),
             proxy_port=read("LECTR_PROXY_PORT", defaults.proxy_port, _port),
             api_port=read("LECTR_API_PORT", defaults.api_port, _port),
+            dashboard_url=read("LECTR_DASHBOARD_URL", defaults.dashboard_url, http_url),
             broker_prefix=read("LECTR_BROKER_PREFIX", defaults.broker_prefix, _broker_prefix),
             ingest_delivery_limit=read(
                 "LECTR_INGEST_DELIVERY_LIMIT", defaults.ingest_delivery_limit, _delivery_limit

@@ -35,6 +35,8 @@ CONTENT_TYPE = "application/json"
 # token_source of an event whose counting text was dropped before any consumer counted
 # it (over the proxy's cap, or spooled at shutdown) and whose provider reported no usage.
 UNCOUNTED = "uncounted"
+# token_source of an event whose tokens a consumer counted with its tokeniser (estimates).
+TOKENISER = "tokeniser"
 
 
 class InvalidEvent(ValueError):
@@ -76,6 +78,8 @@ class RequestEvent:
     provider_unknown: bool = False
     requested_model: str | None = None
     actual_model: str | None = None
+    # The model the provider's response (or stream) named as the one that answered.
+    response_model: str | None = None
     error_category: str | None = None
     error_source: str | None = None
     ttfb_ms: float | None = None
@@ -263,6 +267,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "provider_unknown": _bool,
     "requested_model": _MODEL,
     "actual_model": _MODEL,
+    "response_model": _MODEL,
     "error_category": _SHORT,
     "error_source": _SHORT,
     "ttfb_ms": _ms,

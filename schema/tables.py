@@ -13,7 +13,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
-from schema.constants import ANOMALY_KINDS, MEMBER_ROLES, ORG_STATUSES
+from schema.constants import (
+    ANOMALY_KINDS,
+    ANOMALY_STATUSES,
+    CONFIDENCES,
+    MEMBER_ROLES,
+    ORG_STATUSES,
+    RECOMMENDATION_STATUSES,
+    RUN_STATUSES,
+)
 
 metadata = sa.MetaData(
     naming_convention={
@@ -56,13 +64,20 @@ organizations = sa.Table(
     _id(),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("status", sa.String(20), nullable=False, server_default="active"),
-    # Latency alerts fire when an hour's P95 goes above this.
+    # The dashboard's P95 latency target line (not an alert rule: see anomalies).
     sa.Column("p95_latency_threshold_ms", sa.Integer, nullable=False, server_default="5000"),
     # Per-org limits enforced by each proxy instance; NULL means unlimited.
     sa.Column("rate_limit_rpm", sa.Integer, nullable=True),
     sa.Column("max_concurrent_streams", sa.Integer, nullable=True),
     sa.Column(
         "alert_recipients",
+        ARRAY(sa.Text),
+        nullable=False,
+        server_default=sa.text("'{}'::text[]"),
+    ),
+    # URLs each new anomaly is POSTed to as JSON (Slack-compatible ``text`` field).
+    sa.Column(
+        "alert_webhooks",
         ARRAY(sa.Text),
         nullable=False,
         server_default=sa.text("'{}'::text[]"),
@@ -187,6 +202,8 @@ request_logs = sa.Table(
     sa.Column("provider_unknown", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("requested_model", sa.String(200), nullable=True),
     sa.Column("actual_model", sa.String(200), nullable=True),
+    # The model the provider's response (or stream) says answered; NULL when it named none.
+    sa.Column("response_model", sa.String(200), nullable=True),
     sa.Column("endpoint", sa.String(200), nullable=False),
     sa.Column("streaming", sa.Boolean, nullable=False),
     sa.Column("status_code", sa.SmallInteger, nullable=False),
@@ -225,8 +242,12 @@ request_rollups = sa.Table(
     sa.Column("org_id", UUID(as_uuid=True), nullable=False),
     sa.Column("feature", sa.String(100), nullable=False),
     sa.Column("provider", sa.String(40), nullable=False),
-    # The model actually used; '' when unknown.
+    # The model the request was sent for (after any rule); '' when unknown.
     sa.Column("model", sa.String(200), nullable=False),
+    # The model the provider's response named; '' when it named none.
+    sa.Column("response_model", sa.String(200), nullable=False, server_default=""),
+    # The request's X-Lectr-Task; '' when absent.
+    sa.Column("task_type", sa.String(40), nullable=False, server_default=""),
     # 2xx, 3xx, 4xx, 5xx (0xx for requests that never got a status)
     sa.Column("status_class", sa.String(3), nullable=False),
     sa.Column("request_count", sa.BigInteger, nullable=False, server_default="0"),
@@ -242,10 +263,21 @@ request_rollups = sa.Table(
     sa.Column("latency_ms_max", sa.Float, nullable=False, server_default="0"),
     sa.Column("ttfb_ms_sum", sa.Float, nullable=False, server_default="0"),
     sa.Column("ttfb_count", sa.BigInteger, nullable=False, server_default="0"),
+    # Requests whose token counts are known (reported by the provider or counted).
+    sa.Column("tokens_known_count", sa.BigInteger, nullable=False, server_default="0"),
+    # Requests whose tokens the consumer's tokeniser counted (estimates).
+    sa.Column("tokeniser_count", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("latency_histogram", ARRAY(sa.BigInteger), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.PrimaryKeyConstraint(
-        "bucket_start", "org_id", "feature", "provider", "model", "status_class"
+        "bucket_start",
+        "org_id",
+        "feature",
+        "provider",
+        "model",
+        "response_model",
+        "task_type",
+        "status_class",
     ),
     sa.Index(None, "org_id", "bucket_start"),
 )
@@ -278,15 +310,31 @@ anomalies = sa.Table(
     sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
     sa.Column("observed", sa.Float, nullable=False),
     sa.Column("baseline", sa.Float, nullable=True),
+    # The baseline's standard deviation (after the floor on it).
+    sa.Column("baseline_stddev", sa.Float, nullable=True),
     sa.Column("threshold", sa.Float, nullable=True),
     sa.Column("details", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.Column("notified_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    # Webhook URLs this anomaly was delivered to (each is sent once).
+    sa.Column(
+        "webhooks_sent", ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'::text[]")
+    ),
     sa.CheckConstraint(f"kind IN {ANOMALY_KINDS!r}", name="kind"),
     sa.CheckConstraint("severity IN ('warning', 'critical')", name="severity"),
-    sa.CheckConstraint("status IN ('open', 'resolved')", name="status"),
+    sa.CheckConstraint(f"status IN {ANOMALY_STATUSES!r}", name="status"),
     sa.Index(None, "org_id", "detected_at"),
+    # One open anomaly per org x feature x kind (feature NULL: the org overall).
+    sa.Index(
+        "uq_anomalies_open_episode",
+        "org_id",
+        "feature",
+        "kind",
+        unique=True,
+        postgresql_where=sa.text("status = 'open'"),
+        postgresql_nulls_not_distinct=True,
+    ),
 )
 
 recommendations = sa.Table(
@@ -307,11 +355,17 @@ recommendations = sa.Table(
     sa.Column("projected_cost_usd", sa.Numeric(20, 8), nullable=False),
     sa.Column("projected_savings_usd", sa.Numeric(20, 8), nullable=False),
     sa.Column("rationale", sa.Text, nullable=False),
+    # high | medium
+    sa.Column("confidence", sa.String(10), nullable=False, server_default="medium"),
+    # The evidence: the signals the recommendation was made on.
+    sa.Column("details", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Column("status", sa.String(12), nullable=False, server_default="open"),
     _created_at(),
     _updated_at(),
-    sa.CheckConstraint("status IN ('open', 'dismissed', 'applied')", name="status"),
+    sa.CheckConstraint(f"status IN {RECOMMENDATION_STATUSES!r}", name="status"),
+    sa.CheckConstraint(f"confidence IN {CONFIDENCES!r}", name="confidence"),
     sa.Index(None, "org_id", "status"),
+    sa.UniqueConstraint("org_id", "feature", "provider", "current_model", "recommended_model"),
 )
 
 model_pricing = sa.Table(
@@ -365,4 +419,21 @@ pipeline_health = sa.Table(
     sa.Column("ingest_lag_ms", sa.Float, nullable=True),
     sa.Column("details", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Index(None, "component", "instance", "recorded_at"),
+)
+
+scheduler_runs = sa.Table(
+    "scheduler_runs",
+    metadata,
+    # One row per job and tick: the primary key is what makes a tick run once across
+    # every scheduler instance.
+    sa.Column("job", sa.String(40), nullable=False),
+    sa.Column("tick_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("instance", sa.String(200), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    # running | ok | failed
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("summary", sa.Text, nullable=True),
+    sa.PrimaryKeyConstraint("job", "tick_start"),
+    sa.CheckConstraint(f"status IN {RUN_STATUSES!r}", name="status"),
 )
