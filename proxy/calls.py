@@ -45,6 +45,8 @@ class Call:
     # Time spent waiting on the provider (for the proxy's own added latency).
     upstream_s: float = 0.0
     usage: Usage | None = None
+    # The model the provider's response named (as it sent it: cut and cleaned in event()).
+    response_model: str | None = None
     completion: str | None = None
     truncated: bool = False
     body: Any = None  # the parsed request body, for the prompt when usage is missing
@@ -75,6 +77,7 @@ class Call:
             provider_unknown=route.provider_unknown if route else False,
             requested_model=_cut(route.requested_model, MODEL_MAX) if route else None,
             actual_model=_cut(route.model, MODEL_MAX) if route else None,
+            response_model=_provider_text(self.response_model, MODEL_MAX),
             endpoint=self.endpoint,
             streaming=self.streaming,
             status_code=self.status,
@@ -104,6 +107,12 @@ class Call:
 
 def _cut(value: str | None, limit: int) -> str | None:
     return value if value is None or len(value) <= limit else value[:limit]
+
+
+def _provider_text(value: str | None, limit: int) -> str | None:
+    """Text from a provider's response, cut to its column and made storable (JSON may
+    hold NUL; orjson refuses lone surrogates). Cut first: a provider may send anything."""
+    return None if value is None else storable(value[:limit])
 
 
 def request_prompt(body: dict[str, Any]) -> Any:

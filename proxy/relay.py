@@ -1,8 +1,9 @@
 """Sending the request upstream and relaying the response, bytes as they arrive.
 
-A non-streamed JSON response is read whole (it is small) to take its token usage; a
-stream (``text/event-stream``) or a large body is written to the client chunk by chunk
-as it arrives, never re-encoded. A client that goes away cancels the upstream request;
+A non-streamed JSON response is read whole (it is small) to take its token usage and,
+from the same parse, the name of the model that answered; a stream
+(``text/event-stream``) or a large body is written to the client chunk by chunk as it
+arrives, never re-encoded. A client that goes away cancels the upstream request;
 an upstream that breaks mid-stream ends the client's stream with an error (the
 connection is aborted, so the client cannot mistake it for a complete response).
 """
@@ -101,7 +102,7 @@ async def _whole(
         ) from None
     call.upstream_s = time.perf_counter() - sent
     if upstream.status < 300 and "json" in upstream.content_type:
-        call.usage, call.completion = BodyReader.read(body)
+        call.usage, call.completion, call.response_model = BodyReader.reading(body)
     return web.Response(body=body, status=upstream.status, headers=headers)
 
 
@@ -113,10 +114,11 @@ async def _stream(
     sent: float,
     text_cap: int | None,
 ) -> web.StreamResponse:
-    """Relay chunk by chunk; scan server-sent events for usage when ``text_cap`` is set.
+    """Relay chunk by chunk; scan server-sent events for usage (and the answering model)
+    when ``text_cap`` is set.
 
-    The usage and text of what was relayed are set on ``call`` however the relay ends (a
-    client that goes away included), so its tokens are always counted."""
+    The usage, model and text of what was relayed are set on ``call`` however the relay
+    ends (a client that goes away included), so its tokens are always counted."""
     scanner = StreamScanner(text_cap) if text_cap is not None and upstream.status < 300 else None
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
@@ -126,6 +128,7 @@ async def _stream(
         if scanner is not None:
             scanner.finish()
             call.usage, call.completion = scanner.usage, scanner.text
+            call.response_model = scanner.model
             call.truncated = scanner.truncated
     if complete:
         await _end(request, response)

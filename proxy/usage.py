@@ -6,6 +6,10 @@ cache reads and writes), and ``cached_tokens`` is the part of it read from a cac
 
 When a provider reports nothing (a stream without OpenAI's ``include_usage``, say), the
 completion text is collected, up to a cap, for the consumer to count with a tokeniser.
+
+The name of the model that answered is read in the same pass, from the JSON already
+parsed for the usage (a stream's first event that names one), so it costs no parse of
+its own. Nothing else of the body is kept.
 """
 
 from __future__ import annotations
@@ -95,6 +99,26 @@ def _message_texts(message: dict[str, Any], out: list[str]) -> None:
             out.append(function["arguments"])
 
 
+def answering_model(data: dict[str, Any]) -> str | None:
+    """The model a response or stream event names as the one that answered, or None
+    (never an empty name: Azure's first chunk, say, has ``"model": ""``).
+
+    OpenAI-style APIs (chat, completions, embeddings, responses; Groq, Mistral, Azure …)
+    put it at the top as ``model``; Gemini's own API as ``modelVersion``; an Anthropic
+    stream in ``message_start``'s ``message``, the responses API's stream in
+    ``response.created``'s ``response``."""
+    model = data.get("model") or data.get("modelVersion")
+    if model and isinstance(model, str):
+        return model
+    for holder in ("message", "response"):
+        inner = data.get(holder)
+        if isinstance(inner, dict):
+            model = inner.get("model")
+            if model and isinstance(model, str):
+                return model
+    return None
+
+
 def _event_usage(data: dict[str, Any]) -> Usage | None:
     usage = parse_usage(data.get("usage"))
     for holder in ("message", "response"):  # Anthropic message_start; response.completed
@@ -104,35 +128,54 @@ def _event_usage(data: dict[str, Any]) -> Usage | None:
     return usage
 
 
+# (usage, completion text (only when the usage is incomplete), the model that answered).
+# A plain tuple: it is made once per response, and a NamedTuple costs ten times more.
+BodyReading = tuple[Usage | None, str | None, str | None]
+_NOTHING: BodyReading = (None, None, None)
+
+
 class BodyReader:
     """Usage (and, without it, the completion text) of a whole non-streamed JSON body."""
 
     @staticmethod
     def read(body: bytes) -> tuple[Usage | None, str | None]:
+        """Usage and completion text only (see :meth:`reading`)."""
+        usage, completion, _ = BodyReader.reading(body)
+        return usage, completion
+
+    @staticmethod
+    def reading(body: bytes) -> BodyReading:
+        """Usage, completion text and answering model, from one parse of ``body``."""
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return None, None
+            return _NOTHING
+        if isinstance(data, list) and data and isinstance(data[0], dict):
+            # Gemini's streamGenerateContent without alt=sse: a JSON array of responses.
+            return None, None, answering_model(data[0])
         if not isinstance(data, dict):
-            return None, None
+            return _NOTHING
+        model = answering_model(data)
         usage = parse_usage(data.get("usage"))  # where every known API puts it
         if usage is not None and usage.input_tokens is not None:
-            return usage, None
+            return usage, None, model
         usage = _merge(usage, _event_usage(data))
         if usage is not None and usage.input_tokens is not None:
-            return usage, None
-        return usage, "".join(_texts(data))
+            return usage, None, model
+        return usage, "".join(_texts(data)), model
 
 
 class StreamScanner:
     """Reads server-sent events as they pass, without holding the stream.
 
-    Keeps the usage the provider reports and, up to ``text_cap`` characters, the
-    completion text (needed only when no usage comes).
+    Keeps the usage the provider reports, the first model name an event gives (looked
+    for only until one is found) and, up to ``text_cap`` characters, the completion
+    text (needed only when no usage comes).
     """
 
     def __init__(self, text_cap: int) -> None:
         self.usage: Usage | None = None
+        self.model: str | None = None
         self.truncated = False
         self._cap = text_cap
         self._size = 0
@@ -157,6 +200,8 @@ class StreamScanner:
             return
         if not isinstance(data, dict):
             return
+        if self.model is None:
+            self.model = answering_model(data)
         usage = _event_usage(data)
         if usage is not None:
             self.usage = _merge(self.usage, usage)

@@ -95,6 +95,8 @@ async def test_every_stored_field_through_proxy_and_consumer(
 
     ruled = rows["gpt-4o-mini"]
     assert ruled["requested_model"] == "gpt-4o" and ruled["rule_id"] == rule_id
+    # The snapshot the provider named as the one that answered, stored beside the target.
+    assert ruled["response_model"] == "gpt-4o-mini-2024-07-18"
     assert (ruled["feature"], ruled["task_type"]) == ("triage", "classification")
     assert (ruled["provider"], ruled["endpoint"], ruled["streaming"]) == (
         "openai", "/v1/chat/completions", False,
@@ -117,6 +119,7 @@ async def test_every_stored_field_through_proxy_and_consumer(
     assert stream["input_tokens"] == count_prompt(encoding, MESSAGES)
     assert stream["token_source"] == "tokeniser" and stream["streaming"]
     assert (stream["feature"], stream["rule_id"]) == ("drafts", None)
+    assert stream["response_model"] == "gpt-5-mini-2025-08-07"  # from the stream's chunks
     assert stream["cost_usd"] == expected_cost(
         await price(db, "openai", "gpt-5-mini"),
         fresh=stream["input_tokens"],
@@ -126,6 +129,7 @@ async def test_every_stored_field_through_proxy_and_consumer(
 
     message = rows["claude-haiku-5-5"]
     assert (message["provider"], message["endpoint"]) == ("anthropic", "/v1/messages")
+    assert message["response_model"] == "claude-haiku-5-5"
     assert (message["input_tokens"], message["output_tokens"]) == (12, 8)
     assert message["cost_usd"] == expected_cost(
         await price(db, "anthropic", "claude-haiku-5-5"), fresh=12, cached=0, output=8

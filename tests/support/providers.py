@@ -5,8 +5,9 @@ One server plays every provider: each is mounted under its own path prefix
 points every ``LECTR_<PROVIDER>_BASE_URL`` at it and then asserts what arrived.
 
 By default it answers like the real APIs (OpenAI chat, completions, embeddings,
-responses and models; Anthropic messages; streaming with or without usage). A test can
-replace the answer for the next requests with :meth:`FakeProviders.respond_with`.
+responses and models; Anthropic messages; streaming with or without usage), naming the
+dated snapshot that answered for an alias in :data:`SNAPSHOTS`, as the real ones do. A
+test can replace the answer for the next requests with :meth:`FakeProviders.respond_with`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ PREFIXES = {
 }
 STREAM_WORDS = ("Hello", " from", " the", " simulated", " provider", ".")
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+# Alias requested -> the snapshot the response names (other models are named as sent).
+SNAPSHOTS = {
+    "gpt-4o": "gpt-4o-2024-08-06",
+    "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
+    "gpt-5-mini": "gpt-5-mini-2025-08-07",
+    "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
+}
+
+
+def answered(model: str | None) -> str | None:
+    """The model name a response to a request for ``model`` carries."""
+    return SNAPSHOTS.get(model, model) if isinstance(model, str) else model
 
 
 @dataclass
@@ -95,6 +108,8 @@ class FakeProviders:
             body = orjson.loads(received.body) if received.body else {}
         except orjson.JSONDecodeError:
             body = {}
+        if isinstance(body, dict) and "model" in body:
+            body = {**body, "model": answered(body["model"])}
         if path.endswith("/messages"):
             if body.get("stream"):
                 return await self.anthropic_stream(request, body)
