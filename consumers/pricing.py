@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import bisect
 import logging
-import re
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -35,12 +34,11 @@ from typing import Generic, TypeVar
 import asyncpg
 
 from consumers.clock import Clock
+from schema.model_names import candidate_names
 
 log = logging.getLogger(__name__)
 
 PROVIDER_ALIASES: dict[str, tuple[str, ...]] = {"azure": ("openai",)}
-_PREFIX_RE = re.compile(r"^(models|openai|anthropic|google|gemini|groq|mistral|azure)/")
-_DATE_RE = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8})$")
 _PER_MTOK = Decimal(1_000_000)
 COST_QUANTUM = Decimal("0.00000001")  # request_logs.cost_usd is NUMERIC(18, 8)
 RESOLVED_NAMES = 10_000
@@ -121,16 +119,6 @@ class Price:
             + (output_tokens or 0) * self.output_per_mtok
         )
         return (micro / _PER_MTOK).quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
-
-
-def candidate_names(model: str) -> Iterator[str]:
-    """The names tried for ``model``, in order (see the module docstring)."""
-    seen: set[str] = set()
-    bare = _PREFIX_RE.sub("", model)
-    for name in (model, bare, _DATE_RE.sub("", model), _DATE_RE.sub("", bare)):
-        if name and name not in seen:
-            seen.add(name)
-            yield name
 
 
 class PriceBook:
