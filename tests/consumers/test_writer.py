@@ -130,3 +130,31 @@ async def test_health_rows_are_stored(db: asyncpg.Connection) -> None:
 
 def test_status_classes() -> None:
     assert [status_class(c) for c in (0, 200, 302, 429, 503)] == ["0xx", "2xx", "3xx", "4xx", "5xx"]
+
+
+async def test_rollups_keep_task_type_answering_model_and_token_sources(
+    db: asyncpg.Connection,
+) -> None:
+    org = uuid.uuid4()
+    base = dict(org_id=org, text=None, created_at=HOUR + timedelta(minutes=5))
+    await write_batch(db, [
+        make_event(**base, task_type="classification", response_model="gpt-4o-mini-2024-07-18",
+                   token_source="tokeniser", input_tokens=10, output_tokens=2),
+        make_event(**base, task_type="classification", response_model="gpt-4o-mini-2024-07-18",
+                   token_source="provider", input_tokens=12, output_tokens=3),
+        make_event(**base, task_type="classification", response_model="gpt-4o-mini-2025-01-01",
+                   token_source="uncounted", input_tokens=None, output_tokens=None),
+        make_event(**base, task_type=None, response_model=None),
+    ])  # fmt: skip
+    rows = await rollup_rows(db, org)
+    by_key = {(r["task_type"], r["response_model"]): r for r in rows}
+    assert set(by_key) == {
+        ("classification", "gpt-4o-mini-2024-07-18"),
+        ("classification", "gpt-4o-mini-2025-01-01"),
+        ("", ""),
+    }
+    counted = by_key["classification", "gpt-4o-mini-2024-07-18"]
+    assert counted["request_count"] == 2
+    assert counted["tokeniser_count"] == 1 and counted["tokens_known_count"] == 2
+    uncounted = by_key["classification", "gpt-4o-mini-2025-01-01"]
+    assert uncounted["tokeniser_count"] == 0 and uncounted["tokens_known_count"] == 0
