@@ -83,8 +83,9 @@ ORDER BY child.relname
 """
 
 
-# Serialises partition changes between processes (`lectr migrate`, schedulers).
-_PARTITION_LOCK_ID = 0x1EC7_0002
+# Serialises partition changes between processes (`lectr migrate`, the scheduler's
+# partition upkeep, which takes it too while it drops expired days).
+PARTITION_LOCK_ID = 0x1EC7_0002
 
 
 async def ensure_partitions(conn: asyncpg.Connection, days: Iterable[date]) -> list[str]:
@@ -99,7 +100,7 @@ async def ensure_partitions(conn: asyncpg.Connection, days: Iterable[date]) -> l
     for day in days:
         name = partition_name(day)
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK_ID)
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK_ID)
             if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
                 continue
             start, end = day_bounds(day)

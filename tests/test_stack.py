@@ -1,4 +1,5 @@
-"""`lectr up` runs the whole stack: a request through its proxy is stored by its consumer."""
+"""`lectr up` runs the whole stack: a request through its proxy is stored by its consumer,
+and the scheduler runs beside them."""
 
 from __future__ import annotations
 
@@ -25,12 +26,13 @@ async def test_lectr_up_serves_and_stores_a_request_end_to_end(
     fake: FakeProviders,
 ) -> None:
     names = BrokerNames(f"{lectr_env['LECTR_BROKER_PREFIX']}_{uuid.uuid4().hex[:8]}")
-    port = free_port()
+    port, scheduler_port = free_port(), free_port()
     env = {
         **lectr_env,
         "LECTR_DATABASE_URL": scratch_database_url,
         "LECTR_BROKER_PREFIX": names.prefix,
         "LECTR_PROXY_PORT": str(port),
+        "LECTR_SCHEDULER_PORT": str(scheduler_port),
         "LECTR_OPENAI_BASE_URL": fake.base_urls()["openai"],
         "LECTR_CONSUMER_FLUSH_INTERVAL_S": "0.2",
     }
@@ -38,6 +40,7 @@ async def test_lectr_up_serves_and_stores_a_request_end_to_end(
     try:
         url = f"http://127.0.0.1:{port}"
         await wait_for_health(url, up, timeout_s=40)
+        await wait_for_health(f"http://127.0.0.1:{scheduler_port}", up, timeout_s=40)
         assert await migrations.current_revision(scratch_database_url) == (
             migrations.head_revision()
         )
@@ -73,3 +76,4 @@ async def test_lectr_up_serves_and_stores_a_request_end_to_end(
         await channel.close()
     assert up.returncode == 0, stderr
     assert "proxy stopped" in stderr and "consumer stopped" in stderr
+    assert "scheduler stopped with code 0" in stderr
