@@ -5,9 +5,11 @@ Periods are whole UTC hourly buckets ending with the current (partial) hour ``H`
 ``organizations``, ``request_rollups`` and ``pipeline_health``, never ``request_logs``, so
 its cost follows the number of rollup rows (keys x hours), not of requests.
 
-Orgs are processed in batches of :data:`ORG_BATCH`: the 30-day rollups of a batch are
-loaded once and the shorter periods are slices of that frame, so memory stays bounded
-whatever the number of orgs. Every org gets its three rows, zeros when it had no traffic.
+Orgs are processed in batches of :data:`ORG_BATCH`, so memory stays bounded whatever
+the number of orgs. For each batch Postgres adds the rollups up twice, over the keys the
+summaries break down by: per UTC day over 30 days (the ``30d`` period), and per hour
+over 7 days (``7d``, and ``24h`` as a slice of it). Every org gets its three rows,
+zeros when it had no traffic.
 See :mod:`scheduler.summary_stats` for the figures and :mod:`scheduler.pipeline` for the
 pipeline part, which is global and computed once per period per run.
 """
@@ -32,6 +34,8 @@ from scheduler.rollups import HOUR, hour_start
 # period -> hourly buckets it covers, the current one included
 PERIODS = {"24h": 24, "7d": 168, "30d": 720}
 DAILY_SERIES = frozenset({"30d"})
+# The rollup keys the summaries break down by (with org_id).
+SUMMARY_KEYS = ("feature", "provider", "model", "task_type")
 ORG_BATCH = 50
 
 _ORGS_SQL = """
@@ -96,9 +100,19 @@ async def run(ctx: JobContext) -> JobResult:
     for first in range(0, len(orgs), ORG_BATCH):
         batch = orgs[first : first + ORG_BATCH]
         async with ctx.pool.acquire() as conn:
-            frame = await rollups.load(conn, spans["30d"][0], end, org_ids=[o.id for o in batch])
+            ids = [o.id for o in batch]
+            # Postgres adds the rollups up by day for 30d and by hour for the week that
+            # the 7d and 24h periods cover, over the keys the summaries break down by.
+            frames = {
+                "30d": await rollups.load(
+                    conn, spans["30d"][0], end, org_ids=ids, by=SUMMARY_KEYS, step="day"
+                ),
+                "7d": await rollups.load(
+                    conn, spans["7d"][0], end, org_ids=ids, by=SUMMARY_KEYS, step="hour"
+                ),
+            }
             # pandas work off the event loop, so /metrics and other jobs' ticks stay on time.
-            rows = await asyncio.to_thread(summary_rows, frame, batch, spans, pipeline, now)
+            rows = await asyncio.to_thread(summary_rows, frames, batch, spans, pipeline, now)
             async with conn.transaction():
                 await conn.executemany(_UPSERT_SQL, rows)
         written += len(rows)
@@ -106,29 +120,32 @@ async def run(ctx: JobContext) -> JobResult:
 
 
 def summary_rows(
-    frame: pd.DataFrame,
+    frames: dict[str, pd.DataFrame],
     orgs: Sequence[Org],
     spans: dict[str, tuple[datetime, datetime]],
     pipeline: dict[str, dict[str, Any]],
     now: datetime,
 ) -> list[tuple[Any, ...]]:
     """The ``dashboard_summaries`` rows (upsert parameters) of ``orgs``, from their
-    30-day rollup ``frame`` (as :func:`scheduler.rollups.load` returns it)."""
-    frame = summary_stats.prepare(frame)
+    rollups (as :func:`scheduler.rollups.load` returns them): ``frames["30d"]`` by day
+    over 30 days, ``frames["7d"]`` by hour over 7 days (24h is a slice of it)."""
+    daily = summary_stats.prepare(frames["30d"])
+    hourly = summary_stats.prepare(frames["7d"])
     org_ids = [o.id for o in orgs]
     thresholds = {o.id: o.p95_threshold_ms for o in orgs}
     detection = {o.id: anomaly_detection(o, now) for o in orgs}
     rows = []
     for period, (start, end) in spans.items():
+        frame = daily if period in DAILY_SERIES else hourly
         sub = frame[frame["bucket_start"] >= pd.Timestamp(start)]
-        daily = period in DAILY_SERIES
         data = summary_stats.totals(sub, org_ids, thresholds)
         for name, column in summary_stats.BREAKDOWNS.items():
             for org_id, entries in summary_stats.breakdown(sub, column, org_ids).items():
                 data[org_id][name] = entries
-        starts = summary_stats.point_starts(start, end, daily=daily)
-        for org_id, points in summary_stats.series(sub, org_ids, starts, daily=daily).items():
-            data[org_id]["series_step"] = "day" if daily else "hour"
+        by_day = period in DAILY_SERIES
+        starts = summary_stats.point_starts(start, end, daily=by_day)
+        for org_id, points in summary_stats.series(sub, org_ids, starts, daily=by_day).items():
+            data[org_id]["series_step"] = "day" if by_day else "hour"
             data[org_id]["series"] = points
         for org_id in org_ids:
             data[org_id]["pipeline"] = pipeline[period]

@@ -44,7 +44,7 @@ import pandas as pd
 from scheduler import alerts
 from scheduler import anomaly_episodes as episodes
 from scheduler.anomaly_baselines import judge
-from scheduler.anomaly_series import SCOPE, HourlyValues, hourly_values
+from scheduler.anomaly_series import PAIR, SCOPE, HourlyValues, hourly_values
 from scheduler.job import JobContext, JobResult
 from scheduler.rollups import HOUR, hour_start, load
 
@@ -134,7 +134,9 @@ async def _detect(
     conn: asyncpg.Connection, ctx: JobContext, org_ids: list[str], window: Window, now: datetime
 ) -> dict[str, int]:
     """Judge one batch of orgs and write what changed; counts by ``Action.counter``."""
-    frame = await load(conn, window.baseline_start, window.end, org_ids=org_ids)
+    frame = await load(
+        conn, window.baseline_start, window.end, org_ids=org_ids, by=(*SCOPE[1:], *PAIR)
+    )
     if frame.empty:
         return {}
     known = await episodes.history(conn, org_ids, window.baseline_start)

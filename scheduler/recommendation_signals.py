@@ -16,6 +16,8 @@ import pandas as pd
 from scheduler.rollups import HIST, percentiles
 
 GROUP = ["org_id", "feature", "provider", "model"]
+# The rollup keys the signals need (with org_id): Postgres adds up the rest.
+SIGNAL_KEYS = ("feature", "provider", "model", "task_type")
 _SUMS = ["request_count", "error_count", "input_tokens", "output_tokens", "cached_tokens",
          "tokens_known_count", "unpriced_count", "cost_usd"]  # fmt: skip
 DOMINANT_SHARE = 0.6

@@ -42,7 +42,7 @@ import orjson
 from scheduler.job import JobContext, JobResult
 from scheduler.prices import Catalogue, CurrentPrice, Downgrade, load_catalogue, money
 from scheduler.recommendation_rules import Plan, heuristic_misses, plan, rationale, thresholds
-from scheduler.recommendation_signals import DOMINANT_SHARE, Signals, group_signals
+from scheduler.recommendation_signals import DOMINANT_SHARE, SIGNAL_KEYS, Signals, group_signals
 from scheduler.recommendation_store import Row, save
 from scheduler.rollups import HOUR, hour_start, load
 
@@ -64,7 +64,8 @@ async def run(ctx: JobContext) -> JobResult:
         org_ids = [r[0] for r in await conn.fetch(_ORGS_SQL)]
         for first in range(0, len(org_ids), ORG_BATCH):
             batch = org_ids[first : first + ORG_BATCH]
-            signals = group_signals(await load(conn, start, end, org_ids=batch), MIN_REQUESTS)
+            frame = await load(conn, start, end, org_ids=batch, by=SIGNAL_KEYS, step=None)
+            signals = group_signals(frame, MIN_REQUESTS)
             rows = [r for s in signals if (r := recommend(s, catalogue, start, end)) is not None]
             async with conn.transaction():
                 saved = await save(conn, batch, rows, now)

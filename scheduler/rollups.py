@@ -15,8 +15,10 @@ The cost of a job is then proportional to rollup rows (keys times hours), never 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Literal
 
 import asyncpg
 import numpy as np
@@ -44,25 +46,52 @@ COUNTS = (
 )
 HIST = tuple(f"h{i}" for i in range(BUCKET_COUNT))
 
-_SCALARS = (*KEYS, *(c for c in COUNTS if c != "cost_usd"), "cost_usd")
-# The histogram comes back as one column per bucket, so the frame is built from the
-# records in one call (no Python loop per row).
-_SELECT = f"""
-SELECT {", ".join(KEYS[:1])}, org_id::text AS org_id, {", ".join(KEYS[2:])},
-       {", ".join(c for c in COUNTS if c != "cost_usd")}, cost_usd::float8 AS cost_usd,
-       {", ".join(f"latency_histogram[{i + 1}] AS {h}" for i, h in enumerate(HIST))}
-FROM request_rollups
-WHERE bucket_start >= $1 AND bucket_start < $2
-"""
-
 
 def hour_start(moment: datetime) -> datetime:
     """The start of the UTC hour holding ``moment``."""
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def empty() -> pd.DataFrame:
-    return pd.DataFrame(columns=[*KEYS, *COUNTS, *HIST])
+# Summed as floats (cost exactly as NUMERIC first); every other count as int8.
+_FLOATS = ("latency_ms_sum", "ttfb_ms_sum", "cost_usd")
+_INTS = tuple(c for c in COUNTS if c not in _FLOATS)
+Step = Literal["hour", "day"] | None
+
+
+@functools.lru_cache(maxsize=32)
+def _query(by: tuple[str, ...], step: Step, of_orgs: bool) -> str:
+    """The SELECT of :func:`load`. Postgres adds histograms up bucket by bucket like any
+    other count; the counts come back as one int8 array per row and the sums as one
+    float8 array, which numpy turns into blocks in C (building a frame from records
+    field by field costs several times more)."""
+    bucket = {
+        "hour": "bucket_start",
+        # The first day starts at the window's start, not before it.
+        "day": "GREATEST(date_trunc('day', bucket_start, 'UTC'), $1)",
+        None: "min(bucket_start)",
+    }[step]
+    grouped = by != KEYS[2:] or step != "hour"
+
+    def total(column: str, cast: str) -> str:
+        return f"sum({column})::{cast}" if grouped else f"{column}::{cast}"
+
+    int_values = [total(c, "int8") for c in _INTS]
+    int_values += [total(f"latency_histogram[{i + 1}]", "int8") for i in range(len(HIST))]
+    float_values = [total(c, "float8") for c in _FLOATS]
+    group = ""
+    if grouped:
+        group = "GROUP BY " + ", ".join([*([] if step is None else [bucket]), "org_id", *by])
+    return f"""
+SELECT {bucket} AS bucket_start, org_id::text AS org_id, {"".join(f"{c}, " for c in by)}
+       ARRAY[{", ".join(int_values)}] AS ints, ARRAY[{", ".join(float_values)}] AS floats
+FROM request_rollups
+WHERE bucket_start >= $1 AND bucket_start < $2 {"AND org_id = ANY($3::uuid[])" if of_orgs else ""}
+{group}
+"""
+
+
+def empty(by: Sequence[str] = KEYS[2:]) -> pd.DataFrame:
+    return pd.DataFrame(columns=["bucket_start", "org_id", *by, *COUNTS, *HIST])
 
 
 async def load(
@@ -71,18 +100,38 @@ async def load(
     until: datetime,
     *,
     org_ids: Sequence[str] | None = None,
+    by: Sequence[str] = KEYS[2:],
+    step: Step = "hour",
 ) -> pd.DataFrame:
-    """Rollup rows with ``since <= bucket_start < until`` (of ``org_ids`` only, when
-    given). ``org_id`` is text; ``cost_usd`` a float (summed in USD, shown rounded)."""
-    if org_ids is None:
-        rows = await conn.fetch(_SELECT, since, until)
-    else:
-        rows = await conn.fetch(
-            _SELECT + " AND org_id = ANY($3::uuid[])", since, until, list(org_ids)
-        )
+    """Rollups with ``since <= bucket_start < until`` (of ``org_ids`` only, when given),
+    added up by Postgres per org, the key columns ``by`` and ``step``: ``"hour"`` (each
+    stored bucket), ``"day"`` (UTC days; the first starts at ``since``) or None (the whole
+    range; ``bucket_start`` is then the first hour with traffic). Ask for the fewest keys
+    and the coarsest step a job needs: the rows Postgres sends, not the rows it reads, are
+    what costs. ``org_id`` is text; ``cost_usd`` a float (summed exactly, then USD)."""
+    by = tuple(by)
+    unknown = set(by) - set(KEYS[2:])
+    if unknown:
+        raise ValueError(f"not rollup keys: {sorted(unknown)}")
+    query = _query(by, step, org_ids is not None)
+    args: list[object] = [since, until]
+    if org_ids is not None:
+        args.append(list(org_ids))
+    rows = await conn.fetch(query, *args)
     if not rows:
-        return empty()
-    frame = pd.DataFrame.from_records(rows, columns=[*_SCALARS, *HIST])
+        return empty(by)
+    columns = ["bucket_start", "org_id", *by]
+    keys = pd.DataFrame({c: [r[i] for r in rows] for i, c in enumerate(columns)})
+    ints = np.array([r["ints"] for r in rows], dtype=np.int64)
+    floats = np.array([r["floats"] for r in rows], dtype=np.float64)
+    frame = pd.concat(
+        [
+            keys,
+            pd.DataFrame(ints, columns=[*_INTS, *HIST]),
+            pd.DataFrame(floats, columns=list(_FLOATS)),
+        ],
+        axis=1,
+    )
     frame["bucket_start"] = pd.to_datetime(frame["bucket_start"], utc=True)
     return frame
 
