@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql
 from consumers.rollups import Rollup, cost_changes, rollups
 from schema.events import HealthSnapshot, RequestEvent
 from schema.latency import BUCKET_COUNT
-from schema.tables import request_logs
+from schema.tables import ROLLUP_KEYS, ROLLUP_SUMS, request_logs
 
 _DIALECT = postgresql.dialect()
 COLUMNS: tuple[str, ...] = tuple(c.name for c in request_logs.columns)
@@ -39,23 +39,8 @@ INSERT_EVENTS_SQL = (
     + ") ON CONFLICT DO NOTHING RETURNING id"
 )
 
-_SUMS = (
-    "request_count",
-    "error_count",
-    "streaming_count",
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "cost_usd",
-    "unpriced_count",
-    "latency_ms_sum",
-    "ttfb_ms_sum",
-    "ttfb_count",
-    "tokens_known_count",
-    "tokeniser_count",
-)
-_KEYS = ("bucket_start", "org_id", "feature", "provider", "model", "response_model",
-         "task_type", "status_class")  # fmt: skip
+_SUMS = ROLLUP_SUMS
+_KEYS = ROLLUP_KEYS
 _ROLLUP_TYPES = (
     ("timestamptz", "uuid", "text", "text", "text", "text", "text", "text")
     + ("int8",) * 6

@@ -25,25 +25,11 @@ import numpy as np
 import pandas as pd
 
 from schema.latency import BUCKET_COUNT, LATENCY_BOUNDS_MS
+from schema.tables import ROLLUP_KEYS, ROLLUP_SUMS
 
 HOUR = timedelta(hours=1)
-KEYS = ("bucket_start", "org_id", "feature", "provider", "model", "response_model",
-        "task_type", "status_class")  # fmt: skip
-COUNTS = (
-    "request_count",
-    "error_count",
-    "streaming_count",
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "cost_usd",
-    "unpriced_count",
-    "latency_ms_sum",
-    "ttfb_ms_sum",
-    "ttfb_count",
-    "tokens_known_count",
-    "tokeniser_count",
-)
+KEYS = ROLLUP_KEYS
+COUNTS = ROLLUP_SUMS
 HIST = tuple(f"h{i}" for i in range(BUCKET_COUNT))
 
 
@@ -54,7 +40,7 @@ def hour_start(moment: datetime) -> datetime:
 
 # Summed as floats (cost exactly as NUMERIC first); every other count as int8.
 _FLOATS = ("latency_ms_sum", "ttfb_ms_sum", "cost_usd")
-_INTS = tuple(c for c in COUNTS if c not in _FLOATS)
+INTS = tuple(c for c in COUNTS if c not in _FLOATS)
 Step = Literal["hour", "day"] | None
 
 
@@ -75,7 +61,7 @@ def _query(by: tuple[str, ...], step: Step, of_orgs: bool) -> str:
     def total(column: str, cast: str) -> str:
         return f"sum({column})::{cast}" if grouped else f"{column}::{cast}"
 
-    int_values = [total(c, "int8") for c in _INTS]
+    int_values = [total(c, "int8") for c in INTS]
     int_values += [total(f"latency_histogram[{i + 1}]", "int8") for i in range(len(HIST))]
     float_values = [total(c, "float8") for c in _FLOATS]
     group = ""
@@ -127,7 +113,7 @@ async def load(
     frame = pd.concat(
         [
             keys,
-            pd.DataFrame(ints, columns=[*_INTS, *HIST]),
+            pd.DataFrame(ints, columns=[*INTS, *HIST]),
             pd.DataFrame(floats, columns=list(_FLOATS)),
         ],
         axis=1,

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scheduler.rollups import HIST, percentiles
+from scheduler.rollups import HIST, INTS, percentiles
 
 COST_UNITS_PER_USD = 100_000_000
 # Entries kept per breakdown list; the rest are folded into one entry with key None.
@@ -35,17 +35,7 @@ BREAKDOWNS = {
     "by_provider": "provider",
     "by_task": "task_type",
 }
-_INTS = (
-    "request_count",
-    "error_count",
-    "streaming_count",
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "unpriced_count",
-    "ttfb_count",
-    "tokeniser_count",
-)
+_INTS = INTS
 _FLOATS = ("latency_ms_sum", "ttfb_ms_sum")
 SUMS = [*_INTS, *_FLOATS, "cost_units", *HIST]
 # What a breakdown entry or a series point needs.

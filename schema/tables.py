@@ -235,6 +235,28 @@ request_logs = sa.Table(
 # Hourly aggregates the consumer keeps from the rows it actually inserted, so the
 # dashboards' cost does not grow with raw row count. latency_histogram holds counts per
 # bucket of schema.latency (percentiles over any window come from summing them).
+# The key of a rollup row: one per UTC hour x org x feature x provider x model sent for x
+# answering model x task type x status class.
+ROLLUP_KEYS = ("bucket_start", "org_id", "feature", "provider", "model", "response_model",
+               "task_type", "status_class")  # fmt: skip
+# The columns that add up when two rollups of one key meet (latency_ms_max takes the
+# larger, latency_histogram adds bucket by bucket).
+ROLLUP_SUMS = (
+    "request_count",
+    "error_count",
+    "streaming_count",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "cost_usd",
+    "unpriced_count",
+    "latency_ms_sum",
+    "ttfb_ms_sum",
+    "ttfb_count",
+    "tokens_known_count",
+    "tokeniser_count",
+)
+
 request_rollups = sa.Table(
     "request_rollups",
     metadata,
@@ -269,16 +291,7 @@ request_rollups = sa.Table(
     sa.Column("tokeniser_count", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("latency_histogram", ARRAY(sa.BigInteger), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
-    sa.PrimaryKeyConstraint(
-        "bucket_start",
-        "org_id",
-        "feature",
-        "provider",
-        "model",
-        "response_model",
-        "task_type",
-        "status_class",
-    ),
+    sa.PrimaryKeyConstraint(*ROLLUP_KEYS),
     sa.Index(None, "org_id", "bucket_start"),
 )
 
