@@ -10,12 +10,11 @@ from lectr.settings import Settings
 from schema.control import ControlMessage
 
 
-async def notify_proxies(settings: Settings, org_id: uuid.UUID, caches: tuple[str, ...]) -> None:
-    """Publish one control message per cache for ``org_id``.
-
-    The change is already committed, so a broker outage only delays it: proxies pick it
-    up at their next full reload. A warning says so on stderr; nothing is raised.
-    """
+async def publish(
+    settings: Settings, org_id: uuid.UUID, caches: tuple[str, ...]
+) -> broker.BrokerUnavailable | None:
+    """Publish one control message per cache for ``org_id``; return why it could not
+    (the broker unreachable or lost while publishing), or None once published."""
     names = broker.BrokerNames(settings.broker_prefix)
     try:
         amqp = await broker.connect(settings.amqp_url)
@@ -23,9 +22,21 @@ async def notify_proxies(settings: Settings, org_id: uuid.UUID, caches: tuple[st
             for cache in caches:
                 await broker.publish_control(channel, names, ControlMessage(cache, org_id).encode())
     except broker.BrokerUnavailable as exc:
-        _warn(exc)
+        return exc
     except broker.UNREACHABLE_ERRORS as exc:  # lost while publishing
-        _warn(broker.BrokerUnavailable(settings.amqp_url, exc))
+        return broker.BrokerUnavailable(settings.amqp_url, exc)
+    return None
+
+
+async def notify_proxies(settings: Settings, org_id: uuid.UUID, caches: tuple[str, ...]) -> None:
+    """Publish one control message per cache for ``org_id``.
+
+    The change is already committed, so a broker outage only delays it: proxies pick it
+    up at their next full reload. A warning says so on stderr; nothing is raised.
+    """
+    failure = await publish(settings, org_id, caches)
+    if failure is not None:
+        _warn(failure)
 
 
 def _warn(reason: broker.BrokerUnavailable) -> None:

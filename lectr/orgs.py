@@ -106,6 +106,25 @@ async def set_status(conn: asyncpg.Connection, ref: str, status: str) -> uuid.UU
     return org["id"]
 
 
+LIMITS = ("rate_limit_rpm", "max_concurrent_streams")
+
+
+async def set_limits(conn: asyncpg.Connection, org_id: uuid.UUID, **limits: int | None) -> None:
+    """Set an organisation's per-proxy limits (``rate_limit_rpm``,
+    ``max_concurrent_streams``; None is unlimited). Only the named ones change."""
+    unknown = set(limits) - set(LIMITS)
+    if unknown:
+        raise OrgError(f"not a limit: {', '.join(sorted(unknown))}")
+    if not limits:
+        return
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(limits, start=2))
+    await conn.execute(
+        f"UPDATE organizations SET {sets}, updated_at = now() WHERE id = $1",
+        org_id,
+        *limits.values(),
+    )
+
+
 async def create_key(
     conn: asyncpg.Connection, ref: str, *, pepper: str, name: str | None = None
 ) -> IssuedKey:
