@@ -434,6 +434,24 @@ pipeline_health = sa.Table(
     sa.Index(None, "component", "instance", "recorded_at"),
 )
 
+# Who changed what through the management API. No foreign key on org_id: deleting an
+# organisation keeps its audit trail. ``changes`` holds the changed fields, never
+# secrets or keys.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    _id(),
+    sa.Column("org_id", UUID(as_uuid=True), nullable=True),
+    # "operator" or "user:<email or subject>"
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("object_type", sa.String(40), nullable=False),
+    sa.Column("object_id", sa.Text, nullable=True),
+    sa.Column("changes", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    _created_at(),
+    sa.Index(None, "org_id", "created_at"),
+)
+
 scheduler_runs = sa.Table(
     "scheduler_runs",
     metadata,

@@ -1,5 +1,5 @@
 """`lectr up` runs the whole stack: a request through its proxy is stored by its consumer,
-and the scheduler runs beside them."""
+and the scheduler and the management API run beside them."""
 
 from __future__ import annotations
 
@@ -26,13 +26,14 @@ async def test_lectr_up_serves_and_stores_a_request_end_to_end(
     fake: FakeProviders,
 ) -> None:
     names = BrokerNames(f"{lectr_env['LECTR_BROKER_PREFIX']}_{uuid.uuid4().hex[:8]}")
-    port, scheduler_port = free_port(), free_port()
+    port, scheduler_port, api_port = free_port(), free_port(), free_port()
     env = {
         **lectr_env,
         "LECTR_DATABASE_URL": scratch_database_url,
         "LECTR_BROKER_PREFIX": names.prefix,
         "LECTR_PROXY_PORT": str(port),
         "LECTR_SCHEDULER_PORT": str(scheduler_port),
+        "LECTR_API_PORT": str(api_port),
         "LECTR_OPENAI_BASE_URL": fake.base_urls()["openai"],
         "LECTR_CONSUMER_FLUSH_INTERVAL_S": "0.2",
     }
@@ -41,6 +42,7 @@ async def test_lectr_up_serves_and_stores_a_request_end_to_end(
         url = f"http://127.0.0.1:{port}"
         await wait_for_health(url, up, timeout_s=40)
         await wait_for_health(f"http://127.0.0.1:{scheduler_port}", up, timeout_s=40)
+        await wait_for_health(f"http://127.0.0.1:{api_port}/api", up, timeout_s=40)
         assert await migrations.current_revision(scratch_database_url) == (
             migrations.head_revision()
         )
@@ -77,3 +79,4 @@ async def test_lectr_up_serves_and_stores_a_request_end_to_end(
     assert up.returncode == 0, stderr
     assert "proxy stopped" in stderr and "consumer stopped" in stderr
     assert "scheduler stopped with code 0" in stderr
+    assert "api stopped with code 0" in stderr
