@@ -19,9 +19,14 @@ from aiohttp import web
 from api import access
 from api.auth import auth_middleware
 from api.errors import ApiError
+from api.routes_keys import ROUTES_KEYS
 from api.routes_orgs import ROUTES_ORGS
+from api.routes_pipeline import ROUTES_PIPELINE
 from api.routes_public import ROUTES_ME, ROUTES_PUBLIC
 from api.routes_reads import ROUTES_READS
+from api.routes_requests import ROUTES_REQUESTS
+from api.routes_rules import ROUTES_RULES
+from api.routes_settings import ROUTES_SETTINGS
 from api.routes_table import (
     API_SETTINGS,
     POOL,
@@ -41,7 +46,17 @@ from lectr.settings import Settings
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
-ALL_ROUTES: list[Route] = [*ROUTES_PUBLIC, *ROUTES_ME, *ROUTES_ORGS, *ROUTES_READS]
+ALL_ROUTES: list[Route] = [
+    *ROUTES_PUBLIC,
+    *ROUTES_ME,
+    *ROUTES_ORGS,
+    *ROUTES_READS,
+    *ROUTES_RULES,
+    *ROUTES_REQUESTS,
+    *ROUTES_KEYS,
+    *ROUTES_SETTINGS,
+    *ROUTES_PIPELINE,
+]
 # Postgres failures that mean "not now" rather than a bug: 503, not 500.
 _DATABASE_DOWN = (
     *UNREACHABLE_ERRORS,

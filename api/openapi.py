@@ -27,6 +27,7 @@ _ERROR_TEXT = {
     404: "No such route, organisation or object (or not the caller's)",
     409: "Conflicts with an existing object (a duplicate name)",
     413: "The body is larger than 1 MiB",
+    429: "Too many failed sign-in attempts from this address; see Retry-After",
     500: "Internal error",
     503: "The database is unavailable",
 }
@@ -90,8 +91,10 @@ def _operation(route: Route, refs: dict[type[BaseModel], dict[str, Any]]) -> dic
         operation["security"] = [{"bearer": []}]
         operation["x-lectr-auth"] = route.auth
     if route.request_model is not None:
+        model = route.request_model
         operation["requestBody"] = {
-            "required": True,
+            # A body whose every field is optional may be left out.
+            "required": any(f.is_required() for f in model.model_fields.values()),
             "content": {"application/json": {"schema": refs[route.request_model]}},
         }
     return operation
@@ -135,7 +138,7 @@ def _responses(route: Route, refs: dict[type[BaseModel], dict[str, Any]]) -> dic
 def _error_statuses(route: Route) -> list[int]:
     statuses = [500]
     if route.auth != "public":
-        statuses += [401, 503]
+        statuses += [401, 429, 503]
     if route.auth not in ("public", "signed_in"):
         statuses.append(403)
     if "{" in route.path:
@@ -144,6 +147,6 @@ def _error_statuses(route: Route) -> list[int]:
         statuses.append(400)
     if route.request_model is not None:
         statuses += [413]
-    if route.method == "POST" and route.status == 201:
+    if route.request_model is not None and route.method in ("POST", "PATCH", "PUT"):
         statuses.append(409)
     return sorted(statuses)

@@ -61,6 +61,16 @@ def _leeway(value: str, variable: str) -> int:
     return seconds
 
 
+def _suffixes(value: str, variable: str) -> tuple[str, ...]:
+    """Comma-separated host suffixes, each starting with a dot (so ``.openai.azure.com``
+    cannot be met by ``evilopenai.azure.com``)."""
+    found = tuple(s.strip().lower() for s in value.split(",") if s.strip())
+    bad = [s for s in found if not s.startswith(".") or "/" in s or len(s) < 3]
+    if not found or bad:
+        raise SettingsError(variable, f"expected suffixes like .openai.azure.com, got {value!r}")
+    return found
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     """Who may call the management API.
@@ -73,6 +83,7 @@ class ApiSettings:
     ``oidc_client_id``: what the dashboard signs in as (given to it by ``/api/config``).
     ``jwt_leeway_s``: clock skew allowed on ``exp``/``nbf``/``iat``.
     ``oidc_timeout_s``: limit on each request to the issuer (discovery, JWKS, userinfo).
+    ``azure_endpoint_suffixes``: an org's Azure endpoint host must end with one of them.
     """
 
     env: str = "development"
@@ -82,6 +93,7 @@ class ApiSettings:
     oidc_client_id: str | None = None
     jwt_leeway_s: int = 60
     oidc_timeout_s: float = 5.0
+    azure_endpoint_suffixes: tuple[str, ...] = (".openai.azure.com", ".cognitiveservices.azure.com")
 
     @property
     def production(self) -> bool:
@@ -101,6 +113,9 @@ class ApiSettings:
             oidc_client_id=read("LECTR_OIDC_CLIENT_ID", d.oidc_client_id, text),
             jwt_leeway_s=read("LECTR_JWT_LEEWAY_S", d.jwt_leeway_s, _leeway),
             oidc_timeout_s=read("LECTR_OIDC_TIMEOUT_S", d.oidc_timeout_s, positive_float),
+            azure_endpoint_suffixes=read(
+                "LECTR_AZURE_ENDPOINT_SUFFIXES", d.azure_endpoint_suffixes, _suffixes
+            ),
         )
         if built.oidc_issuer and not built.oidc_audience:
             # Without an audience, any token the issuer signs for another application

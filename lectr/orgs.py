@@ -153,6 +153,29 @@ async def revoke_key(conn: asyncpg.Connection, key_id: str) -> uuid.UUID:
     return row["org_id"]
 
 
+async def revoke_org_key(
+    conn: asyncpg.Connection, org_id: uuid.UUID, key_id: uuid.UUID
+) -> tuple[KeySummary, bool] | None:
+    """Revoke one of the organisation's keys now. None when the organisation has no such
+    key (another org's key included); else the key and whether this call revoked it
+    (False: it already was, and keeps its first ``revoked_at``)."""
+    columns = "id, display_prefix, name, created_at, revoked_at"
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            f"SELECT {columns} FROM api_keys WHERE id = $1 AND org_id = $2 FOR UPDATE",
+            key_id,
+            org_id,
+        )
+        if row is None:
+            return None
+        if row["revoked_at"] is not None:
+            return KeySummary(**dict(row)), False
+        row = await conn.fetchrow(
+            f"UPDATE api_keys SET revoked_at = now() WHERE id = $1 RETURNING {columns}", key_id
+        )
+    return KeySummary(**dict(row)), True
+
+
 async def list_keys(conn: asyncpg.Connection, ref: str) -> list[KeySummary]:
     """The organisation's keys, newest first, revoked ones included."""
     org = await find_org(conn, ref)
