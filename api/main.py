@@ -16,12 +16,11 @@ import logging
 import signal
 from collections.abc import Mapping
 
-import asyncpg
 from aiohttp import web
 
 from api.app import create_app
 from api.settings import ApiSettings
-from lectr.db import asyncpg_dsn
+from lectr.db import close_pool, lazy_pool
 from lectr.errors import CommandError
 from lectr.settings import Settings
 
@@ -50,25 +49,6 @@ def stop_deadline_s(environ: Mapping[str, str]) -> float:
     return SHUTDOWN_TIMEOUT_S + POOL_CLOSE_TIMEOUT_S + 5.0
 
 
-async def create_pool(settings: Settings) -> asyncpg.Pool:
-    """A pool that opens connections only when a request needs one."""
-    pool = await asyncpg.create_pool(
-        asyncpg_dsn(settings.database_url),
-        min_size=0,
-        max_size=POOL_MAX_SIZE,
-        timeout=CONNECT_TIMEOUT_S,
-    )
-    assert pool is not None
-    return pool
-
-
-async def close_pool(pool: asyncpg.Pool) -> None:
-    try:
-        await asyncio.wait_for(pool.close(), POOL_CLOSE_TIMEOUT_S)
-    except TimeoutError:
-        pool.terminate()
-
-
 async def serve(
     settings: Settings, api_settings: ApiSettings, *, stop: asyncio.Event | None = None
 ) -> int:
@@ -78,7 +58,9 @@ async def serve(
     stop = stop or asyncio.Event()
     for signum in signals:
         loop.add_signal_handler(signum, stop.set)
-    pool = await create_pool(settings)
+    pool = await lazy_pool(
+        settings.database_url, max_size=POOL_MAX_SIZE, connect_timeout_s=CONNECT_TIMEOUT_S
+    )
     runner = web.AppRunner(
         create_app(settings, api_settings, pool),
         access_log=None,
@@ -92,7 +74,7 @@ async def serve(
         log.info("stopping: open requests get up to %g s", SHUTDOWN_TIMEOUT_S)
     finally:
         await runner.cleanup()
-        await close_pool(pool)
+        await close_pool(pool, POOL_CLOSE_TIMEOUT_S)
         for signum in signals:
             loop.remove_signal_handler(signum)
     log.info("api stopped")

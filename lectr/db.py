@@ -126,3 +126,22 @@ async def drop_database(url: str, *, maintenance_db: str = "postgres") -> None:
         await admin.execute(
             f"DROP DATABASE IF EXISTS {quote_ident(database_name(url))} WITH (FORCE)"
         )
+
+
+async def lazy_pool(url: str, *, max_size: int, connect_timeout_s: float = 5.0) -> asyncpg.Pool:
+    """A pool that opens no connection up front (``min_size=0``), so a process whose
+    database is down at start-up starts anyway and waits for it like for one that goes
+    down later; a server that does not answer within ``connect_timeout_s`` is an error."""
+    pool = await asyncpg.create_pool(
+        asyncpg_dsn(url), min_size=0, max_size=max_size, timeout=connect_timeout_s
+    )
+    assert pool is not None
+    return pool
+
+
+async def close_pool(pool: asyncpg.Pool, timeout_s: float = 5.0) -> None:
+    """Close ``pool``, waiting up to ``timeout_s`` for connections in use; then cut them."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout_s)
+    except TimeoutError:
+        pool.terminate()

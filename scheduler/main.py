@@ -25,12 +25,11 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import prometheus_client
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from lectr.db import asyncpg_dsn
+from lectr.db import close_pool, lazy_pool
 from lectr.settings import Settings
 from scheduler import jobs as registry
 from scheduler.job import Clock, Job, JobContext, system_clock
@@ -92,26 +91,6 @@ def stop_deadline_s(environ: Mapping[str, str]) -> float:
     return SchedulerSettings.from_env(environ).shutdown_timeout_s + STOP_MARGIN_S
 
 
-async def _create_pool(settings: Settings) -> asyncpg.Pool:
-    # No connection is opened up front (min_size=0): a database that is down at start-up
-    # costs skipped ticks, like one that goes down later.
-    pool = await asyncpg.create_pool(
-        asyncpg_dsn(settings.database_url),
-        min_size=0,
-        max_size=POOL_MAX_SIZE,
-        timeout=CONNECT_TIMEOUT_S,
-    )
-    assert pool is not None
-    return pool
-
-
-async def _close_pool(pool: asyncpg.Pool) -> None:
-    try:
-        await asyncio.wait_for(pool.close(), POOL_CLOSE_TIMEOUT_S)
-    except TimeoutError:
-        pool.terminate()
-
-
 async def run_once(
     settings: Settings,
     scheduler_settings: SchedulerSettings,
@@ -128,12 +107,14 @@ async def run_once(
         cause = exc.__cause__ or exc
         report = RunReport(False, 0.0, f"{type(cause).__name__}: {cause}", exc)
     else:
-        pool = await _create_pool(settings)
+        pool = await lazy_pool(
+            settings.database_url, max_size=POOL_MAX_SIZE, connect_timeout_s=CONNECT_TIMEOUT_S
+        )
         try:
             context = JobContext(pool, settings, scheduler_settings, clock)
             report = await execute(job, context, scheduler_settings.job_timeout_s)
         finally:
-            await _close_pool(pool)
+            await close_pool(pool, POOL_CLOSE_TIMEOUT_S)
     if report.error is not None:
         log.error("%s failed", name, exc_info=report.error)
     print(report.line(name), flush=True)
@@ -183,7 +164,9 @@ async def _run_until_stopped(
     clock: Clock,
     stop: asyncio.Event,
 ) -> None:
-    pool = await _create_pool(settings)
+    pool = await lazy_pool(
+        settings.database_url, max_size=POOL_MAX_SIZE, connect_timeout_s=CONNECT_TIMEOUT_S
+    )
     scheduled = [
         ScheduledJob(name, job, scheduler_settings.interval_s(name)) for name, job in jobs.items()
     ]
@@ -201,7 +184,7 @@ async def _run_until_stopped(
                  scheduler_settings.shutdown_timeout_s)  # fmt: skip
         await runner.stop(registry.SHUTDOWN_ORDER, scheduler_settings.shutdown_timeout_s)
         timer.shutdown(wait=False)
-        await _close_pool(pool)
+        await close_pool(pool, POOL_CLOSE_TIMEOUT_S)
 
 
 def _timer(runner: Runner) -> AsyncIOScheduler:

@@ -17,11 +17,12 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from api.app import create_app
-from api.main import close_pool, create_pool
 from api.settings import ApiSettings
 from lectr.broker import BrokerNames
+from lectr.db import close_pool, lazy_pool
 from lectr.settings import Settings
 from tests.support.processes import free_port
 
@@ -41,6 +42,8 @@ class ApiClient:
         self.session = session
         self.settings = settings
         self.operator = {"Authorization": f"Bearer {settings.admin_secret}"}
+        # The signed-in user's email, for clients made by ``as_member``.
+        self.email: str | None = None
 
     async def call(
         self,
@@ -96,7 +99,7 @@ async def start_api(lectr_settings: Settings) -> AsyncIterator[StartApi]:
         **app_options: Any,
     ) -> ApiClient:
         settings = settings or lectr_settings
-        pool = await create_pool(settings)
+        pool = await lazy_pool(settings.database_url, max_size=10)
         app = create_app(settings, api_settings or ApiSettings(), pool, **app_options)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -174,3 +177,38 @@ async def count_rows(conn: asyncpg.Connection, org_id: uuid.UUID) -> dict[str, i
         table: await conn.fetchval(f"SELECT count(*) FROM {table} WHERE org_id = $1", org_id)
         for table in ORG_TABLES
     }
+
+
+AsMember = Callable[..., Awaitable[ApiClient]]
+
+
+@pytest.fixture
+async def as_member(start_api: StartApi, db: asyncpg.Connection) -> AsyncIterator[AsMember]:
+    """``await as_member(org_id, role, **app_options)``: a client signed in as a dashboard
+    user, with an access token of a local OIDC issuer, who is a member of ``org_id`` with
+    ``role`` (a member row with only org, email and role, as invites make them)."""
+    from tests.api.test_oidc import AUDIENCE, Issuer
+
+    issuer = Issuer(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    await issuer.start()
+
+    async def sign_in(org_id: str, role: str, **app_options: Any) -> ApiClient:
+        email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+        await db.execute(
+            "INSERT INTO org_members (org_id, email, role) VALUES ($1, $2, $3)",
+            uuid.UUID(org_id), email, role,
+        )  # fmt: skip
+        client = await start_api(
+            api_settings=ApiSettings(oidc_issuer=issuer.url + "/", oidc_audience=AUDIENCE),
+            **app_options,
+        )
+        token = issuer.token(sub=f"user|{uuid.uuid4().hex}", email=email, email_verified=True)
+        client.operator = {"Authorization": f"Bearer {token}"}
+        client.email = email
+        return client
+
+    yield sign_in
+    await issuer.close()

@@ -10,13 +10,10 @@ import asyncpg
 import orjson
 import pandas as pd
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from api.settings import ApiSettings
 from scheduler import aggregate
 from scheduler.rollups import COUNTS, HIST
-from tests.api.conftest import ApiClient, StartApi, seed_org_data
-from tests.api.test_oidc import AUDIENCE, Issuer
+from tests.api.conftest import ApiClient, AsMember, seed_org_data
 
 
 async def test_me_for_an_operator_lists_every_org_as_owner(api: ApiClient) -> None:
@@ -160,43 +157,25 @@ async def test_a_bad_list_query_is_400(api: ApiClient, kind: str, query: str) ->
 
 
 async def test_an_oidc_viewer_reads_its_org_only_and_may_not_dismiss(
-    start_api: StartApi, db: asyncpg.Connection, api: ApiClient
+    as_member: AsMember, db: asyncpg.Connection, api: ApiClient
 ) -> None:
-    """The routes' checks for a dashboard user (the auth helper's tests cover tokens)."""
-    issuer = Issuer(
-        rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        ec.generate_private_key(ec.SECP256R1()),
-    )
-    await issuer.start()
-    try:
-        mine, theirs = await api.make_org(), await api.make_org()
-        seeded = await seed_org_data(db, uuid.UUID(mine["id"]))
-        email = f"viewer-{uuid.uuid4().hex[:8]}@example.com"
-        await db.execute(
-            "INSERT INTO org_members (org_id, email, role) VALUES ($1, $2, 'viewer')",
-            uuid.UUID(mine["id"]),
-            email,
-        )
-        user = await start_api(
-            api_settings=ApiSettings(oidc_issuer=issuer.url + "/", oidc_audience=AUDIENCE)
-        )
-        token = issuer.token(sub=f"user|{uuid.uuid4().hex}", email=email, email_verified=True)
-        user.operator = {"Authorization": f"Bearer {token}"}
+    """The routes' checks for a dashboard user (the auth tests cover tokens)."""
+    mine, theirs = await api.make_org(), await api.make_org()
+    seeded = await seed_org_data(db, uuid.UUID(mine["id"]))
+    user = await as_member(mine["id"], "viewer")
 
-        me = await user.call("GET", "/api/me")
-        assert me.body == {
-            "operator": False,
-            "email": email,
-            "orgs": [{"id": mine["id"], "name": mine["name"], "role": "viewer"}],
-        }
-        assert (await user.call("GET", f"/api/orgs/{mine['id']}/summary")).status == 200
-        assert (await user.call("GET", f"/api/orgs/{theirs['id']}/summary")).status == 404
-        dismiss = await user.call(
-            "POST", f"/api/orgs/{mine['id']}/anomalies/{seeded['anomaly']}/dismiss"
-        )
-        assert dismiss.status == 403
-        assert dismiss.body["error"]["code"] == "forbidden"
-        assert (await user.call("GET", "/api/orgs")).status == 403
-        assert (await user.call("POST", "/api/orgs", json={"name": "nope"})).status == 403
-    finally:
-        await issuer.close()
+    me = await user.call("GET", "/api/me")
+    assert me.body == {
+        "operator": False,
+        "email": user.email,
+        "orgs": [{"id": mine["id"], "name": mine["name"], "role": "viewer"}],
+    }
+    assert (await user.call("GET", f"/api/orgs/{mine['id']}/summary")).status == 200
+    assert (await user.call("GET", f"/api/orgs/{theirs['id']}/summary")).status == 404
+    dismiss = await user.call(
+        "POST", f"/api/orgs/{mine['id']}/anomalies/{seeded['anomaly']}/dismiss"
+    )
+    assert dismiss.status == 403
+    assert dismiss.body["error"]["code"] == "forbidden"
+    assert (await user.call("GET", "/api/orgs")).status == 403
+    assert (await user.call("POST", "/api/orgs", json={"name": "nope"})).status == 403

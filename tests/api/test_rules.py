@@ -14,11 +14,9 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from api.dry_run import PROVIDER_ALIASES, StoredRule, matches
 from api.routes_table import RELOAD_PENDING
-from api.settings import ApiSettings
 from consumers.pricing import PROVIDER_ALIASES as CONSUMER_ALIASES
 from lectr.orgs import IssuedKey
 from lectr.settings import Settings
@@ -27,8 +25,7 @@ from proxy.providers import PROVIDERS
 from proxy.routing import matching_rule
 from schema.latency import BUCKET_COUNT
 from schema.provider_names import PROVIDER_NAMES
-from tests.api.conftest import ApiClient, StartApi
-from tests.api.test_oidc import AUDIENCE, Issuer
+from tests.api.conftest import ApiClient, AsMember, StartApi
 from tests.proxy import conftest as proxy_fixtures
 from tests.support.providers import FakeProviders
 
@@ -275,43 +272,25 @@ async def test_rules_need_credentials(api: ApiClient) -> None:
 
 
 async def test_an_oidc_viewer_reads_rules_but_may_not_change_them(
-    start_api: StartApi, db: asyncpg.Connection, api: ApiClient
+    as_member: AsMember, api: ApiClient
 ) -> None:
-    issuer = Issuer(
-        rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        ec.generate_private_key(ec.SECP256R1()),
-    )
-    await issuer.start()
-    try:
-        org = await api.make_org()
-        rule = await _create(api, org, target_model="gpt-4o-mini")
-        email = f"viewer-{uuid.uuid4().hex[:8]}@example.com"
-        await db.execute(
-            "INSERT INTO org_members (org_id, email, role) VALUES ($1, $2, 'viewer')",
-            uuid.UUID(org["id"]),
-            email,
-        )
-        user = await start_api(
-            api_settings=ApiSettings(oidc_issuer=issuer.url + "/", oidc_audience=AUDIENCE)
-        )
-        token = issuer.token(sub=f"user|{uuid.uuid4().hex}", email=email, email_verified=True)
-        user.operator = {"Authorization": f"Bearer {token}"}
-        assert (await user.call("GET", _rules(org))).status == 200
-        assert (await user.call("GET", f"{_rules(org)}/{rule['id']}")).status == 200
-        draft = {"name": "x", "target_model": "m"}
-        writes = [
-            ("POST", _rules(org), draft),
-            ("POST", f"{_rules(org)}/dry-run", draft),
-            ("PATCH", f"{_rules(org)}/{rule['id']}", {"enabled": False}),
-            ("DELETE", f"{_rules(org)}/{rule['id']}", None),
-            ("PUT", f"{_rules(org)}/order", {"ids": [rule["id"]]}),
-        ]
-        for method, path, body in writes:
-            reply = await user.call(method, path, json=body)
-            assert reply.status == 403, (method, path)
-            assert reply.body["error"]["code"] == "forbidden"
-    finally:
-        await issuer.close()
+    org = await api.make_org()
+    rule = await _create(api, org, target_model="gpt-4o-mini")
+    user = await as_member(org["id"], "viewer")
+    assert (await user.call("GET", _rules(org))).status == 200
+    assert (await user.call("GET", f"{_rules(org)}/{rule['id']}")).status == 200
+    draft = {"name": "x", "target_model": "m"}
+    writes = [
+        ("POST", _rules(org), draft),
+        ("POST", f"{_rules(org)}/dry-run", draft),
+        ("PATCH", f"{_rules(org)}/{rule['id']}", {"enabled": False}),
+        ("DELETE", f"{_rules(org)}/{rule['id']}", None),
+        ("PUT", f"{_rules(org)}/order", {"ids": [rule["id"]]}),
+    ]
+    for method, path, body in writes:
+        reply = await user.call(method, path, json=body)
+        assert reply.status == 403, (method, path)
+        assert reply.body["error"]["code"] == "forbidden"
 
 
 # The dry run's matcher and the proxy's

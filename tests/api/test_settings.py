@@ -9,7 +9,6 @@ import uuid
 import asyncpg
 import orjson
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from api.routes_keys import ROUTES_KEYS
 from api.routes_pipeline import ROUTES_PIPELINE
@@ -17,8 +16,7 @@ from api.routes_settings import ROUTES_SETTINGS
 from api.routes_table import RELOAD_PENDING
 from api.settings import ApiSettings
 from lectr.settings import SettingsError
-from tests.api.conftest import ApiClient, StartApi
-from tests.api.test_oidc import AUDIENCE, Issuer
+from tests.api.conftest import ApiClient, AsMember, StartApi
 
 HOOK = "https://hooks.slack.com/services/T000/B000/secret-token-123"
 AZURE = {
@@ -262,45 +260,27 @@ async def test_every_route_needs_credentials_and_an_org_of_the_caller(
 
 
 async def test_oidc_viewers_read_admins_write_and_other_orgs_are_404(
-    start_api: StartApi, db: asyncpg.Connection, api: ApiClient
+    as_member: AsMember, api: ApiClient
 ) -> None:
-    issuer = Issuer(
-        rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        ec.generate_private_key(ec.SECP256R1()),
-    )
-    await issuer.start()
-    try:
-        mine, theirs = await api.make_org(), await api.make_org()
-        users = {}
-        for role in ("viewer", "admin"):
-            email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
-            await db.execute("INSERT INTO org_members (org_id, email, role) VALUES ($1, $2, $3)",
-                             uuid.UUID(mine["id"]), email, role)  # fmt: skip
-            client = await start_api(
-                api_settings=ApiSettings(oidc_issuer=issuer.url + "/", oidc_audience=AUDIENCE),
-                publisher=Recorder(),
-            )
-            token = issuer.token(sub=f"user|{uuid.uuid4().hex}", email=email, email_verified=True)
-            client.operator = {"Authorization": f"Bearer {token}"}
-            users[role] = (client, email)
-        viewer, admin = users["viewer"][0], users["admin"][0]
-        base = f"/api/orgs/{mine['id']}"
-        await api.call("PUT", f"{base}/providers/azure", json=AZURE)
+    mine, theirs = await api.make_org(), await api.make_org()
+    users = {role: await as_member(mine["id"], role, publisher=Recorder())
+             for role in ("viewer", "admin")}  # fmt: skip
+    viewer, admin = users["viewer"], users["admin"]
+    base = f"/api/orgs/{mine['id']}"
+    await api.call("PUT", f"{base}/providers/azure", json=AZURE)
 
-        for path in ("keys", "settings", "providers/azure", "pipeline"):
-            assert (await viewer.call("GET", f"{base}/{path}")).status == 200, path
-            assert (await viewer.call("GET", f"/api/orgs/{theirs['id']}/{path}")).status == 404
-        writes = [("POST", f"{base}/keys", {}),
-                  ("DELETE", f"{base}/keys/{mine['key_id']}", None),
-                  ("PATCH", f"{base}/settings", {"p95_latency_threshold_ms": 9}),
-                  ("PUT", f"{base}/providers/azure", AZURE),
-                  ("GET", f"{base}/audit", None)]  # fmt: skip
-        for method, path, body in writes:
-            denied = await viewer.call(method, path, json=body)
-            assert (denied.status, denied.body["error"]["code"]) == (403, "forbidden"), path
-            assert (await admin.call(method, path, json=body)).status in (200, 201), path
+    for path in ("keys", "settings", "providers/azure", "pipeline"):
+        assert (await viewer.call("GET", f"{base}/{path}")).status == 200, path
+        assert (await viewer.call("GET", f"/api/orgs/{theirs['id']}/{path}")).status == 404
+    writes = [("POST", f"{base}/keys", {}),
+              ("DELETE", f"{base}/keys/{mine['key_id']}", None),
+              ("PATCH", f"{base}/settings", {"p95_latency_threshold_ms": 9}),
+              ("PUT", f"{base}/providers/azure", AZURE),
+              ("GET", f"{base}/audit", None)]  # fmt: skip
+    for method, path, body in writes:
+        denied = await viewer.call(method, path, json=body)
+        assert (denied.status, denied.body["error"]["code"]) == (403, "forbidden"), path
+        assert (await admin.call(method, path, json=body)).status in (200, 201), path
 
-        entries = (await admin.call("GET", f"{base}/audit")).body["entries"]
-        assert entries[0]["actor"] == f"user:{users['admin'][1]}"
-    finally:
-        await issuer.close()
+    entries = (await admin.call("GET", f"{base}/audit")).body["entries"]
+    assert entries[0]["actor"] == f"user:{users['admin'].email}"
