@@ -32,15 +32,10 @@ from typing import Any, Protocol
 import asyncpg
 
 from api.schemas_rules import DryRun, DryRunModel, RuleCreate
-from schema.model_names import candidate_names
+from schema.prices import CURRENT_PRICES_SQL, Price, money, price_keys
 
 WINDOW = timedelta(days=7)
 HOUR = timedelta(hours=1)
-_PER_MTOK = Decimal(1_000_000)
-_QUANTUM = Decimal("0.00000001")  # cost columns are NUMERIC(…, 8)
-# Whose price list a provider's models share (as consumers.pricing.PROVIDER_ALIASES,
-# which the api may not import; a test checks they agree).
-PROVIDER_ALIASES: dict[str, tuple[str, ...]] = {"azure": ("openai",)}
 
 
 class Conditions(Protocol):
@@ -62,25 +57,6 @@ class StoredRule:
     match_task: str | None
     match_provider: str | None
     match_model: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    input_per_mtok: Decimal
-    output_per_mtok: Decimal
-    cached_input_per_mtok: Decimal | None
-
-    def cost(self, input_tokens: int, cached_tokens: int, output_tokens: int) -> Decimal:
-        cached = min(cached_tokens, input_tokens)
-        cached_rate = self.cached_input_per_mtok
-        if cached_rate is None:
-            cached_rate = self.input_per_mtok
-        micro = (
-            (input_tokens - cached) * self.input_per_mtok
-            + cached * cached_rate
-            + output_tokens * self.output_per_mtok
-        )
-        return micro / _PER_MTOK
 
 
 def matches(rule: Conditions, feature: str, task_type: str, provider: str, model: str) -> bool:
@@ -119,12 +95,6 @@ FROM request_rollups
 WHERE org_id = $1 AND bucket_start >= $2 AND bucket_start < $3
 GROUP BY feature, provider, model, task_type
 """
-_PRICES_SQL = """
-SELECT DISTINCT ON (provider, model)
-       provider, model, input_per_mtok, output_per_mtok, cached_input_per_mtok
-FROM model_pricing WHERE effective_from <= now()
-ORDER BY provider, model, effective_from DESC
-"""
 
 
 async def dry_run(
@@ -137,9 +107,12 @@ async def dry_run(
     groups = await conn.fetch(_GROUPS_SQL, org_id, start, end)
     prices = {
         (r["provider"], r["model"]): Price(
-            r["input_per_mtok"], r["output_per_mtok"], r["cached_input_per_mtok"]
+            r["effective_from"],
+            r["input_per_mtok"],
+            r["output_per_mtok"],
+            r["cached_input_per_mtok"],
         )
-        for r in await conn.fetch(_PRICES_SQL)
+        for r in await conn.fetch(CURRENT_PRICES_SQL, now)
     }
     return tally(draft, earlier, [dict(g) for g in groups], prices, start, end)
 
@@ -168,9 +141,9 @@ def tally(
         if before is None or after is None:
             row["unpriced"] += g["requests"]
             continue
-        tokens = (g["input_tokens"], g["cached_tokens"], g["output_tokens"])
-        row["before"] += before.cost(*tokens)
-        row["after"] += after.cost(*tokens)
+        tokens = (g["input_tokens"], g["output_tokens"], g["cached_tokens"])
+        row["before"] += before.usd(*tokens)
+        row["after"] += after.usd(*tokens)
     by_model = [
         DryRunModel(
             model=model,
@@ -198,12 +171,8 @@ def _most_requests_first(item: tuple[str, dict[str, Any]]) -> tuple[int, str]:
 def price_of(prices: dict[tuple[str, str], Price], provider: str, model: str) -> Price | None:
     """The current price of ``model`` at ``provider`` (or a provider sharing its price
     list), trying the exact name first and then its family names."""
-    for owner in (provider, *PROVIDER_ALIASES.get(provider, ())):
-        for name in candidate_names(model):
-            if (owner, name) in prices:
-                return prices[(owner, name)]
-    return None
+    return next((prices[key] for key in price_keys(provider, model) if key in prices), None)
 
 
 def _usd(value: Decimal) -> float:
-    return float(value.quantize(_QUANTUM))
+    return float(money(value))

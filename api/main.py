@@ -20,7 +20,7 @@ from aiohttp import web
 
 from api.app import create_app
 from api.settings import ApiSettings
-from lectr.db import close_pool, lazy_pool
+from lectr.db import close_pool, create_pool
 from lectr.errors import CommandError
 from lectr.settings import Settings
 
@@ -58,8 +58,11 @@ async def serve(
     stop = stop or asyncio.Event()
     for signum in signals:
         loop.add_signal_handler(signum, stop.set)
-    pool = await lazy_pool(
-        settings.database_url, max_size=POOL_MAX_SIZE, connect_timeout_s=CONNECT_TIMEOUT_S
+    pool = await create_pool(
+        settings.database_url,
+        min_size=0,
+        max_size=POOL_MAX_SIZE,
+        connect_timeout_s=CONNECT_TIMEOUT_S,
     )
     runner = web.AppRunner(
         create_app(settings, api_settings, pool),

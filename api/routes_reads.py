@@ -103,24 +103,31 @@ def _recommendation(row: Any) -> Recommendation:
     return Recommendation(**{**dict(row), "details": _json(row["details"])})
 
 
-async def dismiss_anomaly(request: web.Request) -> web.Response:
-    org_id, anomaly_id = _org(request), path_uuid(request, "id")
+async def _dismiss(request: web.Request, table: str, kind: str, columns: str, touch: str = ""
+                   ) -> Any:  # fmt: skip
+    """Set one of the org's ``table`` rows (a ``kind``) to ``dismissed``, with its audit
+    row, in one transaction; return the row's ``columns``. Another org's id is 404."""
+    org_id, object_id = _org(request), path_uuid(request, "id")
     async with request.app[POOL].acquire() as conn, conn.transaction():
         before = await conn.fetchval(
-            "SELECT status FROM anomalies WHERE id = $1 AND org_id = $2 FOR UPDATE",
-            anomaly_id,
+            f"SELECT status FROM {table} WHERE id = $1 AND org_id = $2 FOR UPDATE",
+            object_id,
             org_id,
         )
         if before is None:
-            raise not_found("no such anomaly")
+            raise not_found(f"no such {kind}")
         row = await conn.fetchrow(
-            f"UPDATE anomalies SET status = 'dismissed' WHERE id = $1 RETURNING {_ANOMALY_COLUMNS}",
-            anomaly_id,
+            f"UPDATE {table} SET status = 'dismissed'{touch} WHERE id = $1 RETURNING {columns}",
+            object_id,
         )
-        await audit.record(conn, caller(request), org_id=org_id, action="anomaly.dismiss",
-                           object_type="anomaly", object_id=anomaly_id,
+        await audit.record(conn, caller(request), org_id=org_id, action=f"{kind}.dismiss",
+                           object_type=kind, object_id=object_id,
                            changes={"status": {"old": before, "new": "dismissed"}})  # fmt: skip
-    return reply(_anomaly(row))
+    return row
+
+
+async def dismiss_anomaly(request: web.Request) -> web.Response:
+    return reply(_anomaly(await _dismiss(request, "anomalies", "anomaly", _ANOMALY_COLUMNS)))
 
 
 async def recommendations(request: web.Request) -> web.Response:
@@ -139,24 +146,8 @@ async def recommendations(request: web.Request) -> web.Response:
 
 
 async def dismiss_recommendation(request: web.Request) -> web.Response:
-    org_id, rec_id = _org(request), path_uuid(request, "id")
-    async with request.app[POOL].acquire() as conn, conn.transaction():
-        before = await conn.fetchval(
-            "SELECT status FROM recommendations WHERE id = $1 AND org_id = $2 FOR UPDATE",
-            rec_id,
-            org_id,
-        )
-        if before is None:
-            raise not_found("no such recommendation")
-        row = await conn.fetchrow(
-            "UPDATE recommendations SET status = 'dismissed', updated_at = now() "
-            f"WHERE id = $1 RETURNING {_RECOMMENDATION_COLUMNS}",
-            rec_id,
-        )
-        await audit.record(conn, caller(request), org_id=org_id,
-                           action="recommendation.dismiss", object_type="recommendation",
-                           object_id=rec_id,
-                           changes={"status": {"old": before, "new": "dismissed"}})  # fmt: skip
+    row = await _dismiss(request, "recommendations", "recommendation", _RECOMMENDATION_COLUMNS,
+                         touch=", updated_at = now()")  # fmt: skip
     return reply(_recommendation(row))
 
 

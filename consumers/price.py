@@ -15,11 +15,11 @@ import logging
 
 from consumers.clock import Clock
 from consumers.pricing import BoundedSet, PriceBook, PriceCache
-from consumers.pricing import Price as PriceVersion
 from consumers.retry import retry_transient
 from consumers.stats import Stats
 from consumers.step import Envelope, Passing, Step
 from schema.events import UNCOUNTED, RequestEvent
+from schema.prices import Price as PriceVersion
 
 log = logging.getLogger(__name__)
 

@@ -26,21 +26,16 @@ import bisect
 import logging
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Generic, TypeVar
 
 import asyncpg
 
 from consumers.clock import Clock
-from schema.model_names import candidate_names
+from schema.prices import Price, price_keys
 
 log = logging.getLogger(__name__)
 
-PROVIDER_ALIASES: dict[str, tuple[str, ...]] = {"azure": ("openai",)}
-_PER_MTOK = Decimal(1_000_000)
-COST_QUANTUM = Decimal("0.00000001")  # request_logs.cost_usd is NUMERIC(18, 8)
 RESOLVED_NAMES = 10_000
 
 K = TypeVar("K", bound=Hashable)
@@ -94,33 +89,6 @@ class BoundedSet(Generic[K]):
         return True
 
 
-@dataclass(frozen=True)
-class Price:
-    effective_from: datetime
-    input_per_mtok: Decimal
-    output_per_mtok: Decimal
-    cached_input_per_mtok: Decimal | None
-
-    def cost(
-        self, input_tokens: int | None, output_tokens: int | None, cached_tokens: int | None
-    ) -> Decimal | None:
-        """USD for these counts; None when no count is known. Cached tokens are part of
-        the input tokens (OpenAI's convention) and cost the cached rate when there is one."""
-        if input_tokens is None and output_tokens is None:
-            return None
-        prompt = input_tokens or 0
-        cached = min(cached_tokens or 0, prompt)
-        cached_rate = self.input_per_mtok
-        if self.cached_input_per_mtok is not None:
-            cached_rate = self.cached_input_per_mtok
-        micro = (
-            (prompt - cached) * self.input_per_mtok
-            + cached * cached_rate
-            + (output_tokens or 0) * self.output_per_mtok
-        )
-        return (micro / _PER_MTOK).quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
-
-
 class PriceBook:
     """Every price version, looked up by provider, model and time. Immutable once built."""
 
@@ -154,15 +122,7 @@ class PriceBook:
         asked = (provider, model)
         if asked in self._resolved:
             return self._resolved.get(asked)
-        resolved = next(
-            (
-                (prov, name)
-                for prov in (provider, *PROVIDER_ALIASES.get(provider, ()))
-                for name in candidate_names(model)
-                if (prov, name) in self._versions
-            ),
-            None,
-        )
+        resolved = next((key for key in price_keys(provider, model) if key in self._versions), None)
         self._resolved.put(asked, resolved)
         return resolved
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
@@ -10,6 +11,8 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from lectr.settings import redact_url
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -86,11 +89,19 @@ async def connection(url: str) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
-async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A connection pool for a long-running process."""
+async def create_pool(
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+) -> asyncpg.Pool:
+    """A connection pool for a long-running process. With ``min_size=0`` it opens no
+    connection up front, so a process whose database is down at start-up starts anyway
+    and waits for it like for one that goes down later."""
     try:
         pool = await asyncpg.create_pool(
-            asyncpg_dsn(url), min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT_S
+            asyncpg_dsn(url), min_size=min_size, max_size=max_size, timeout=connect_timeout_s
         )
     except (*UNREACHABLE_ERRORS, asyncpg.InvalidAuthorizationSpecificationError) as exc:
         raise DatabaseUnavailable(url, exc) from exc
@@ -128,20 +139,10 @@ async def drop_database(url: str, *, maintenance_db: str = "postgres") -> None:
         )
 
 
-async def lazy_pool(url: str, *, max_size: int, connect_timeout_s: float = 5.0) -> asyncpg.Pool:
-    """A pool that opens no connection up front (``min_size=0``), so a process whose
-    database is down at start-up starts anyway and waits for it like for one that goes
-    down later; a server that does not answer within ``connect_timeout_s`` is an error."""
-    pool = await asyncpg.create_pool(
-        asyncpg_dsn(url), min_size=0, max_size=max_size, timeout=connect_timeout_s
-    )
-    assert pool is not None
-    return pool
-
-
 async def close_pool(pool: asyncpg.Pool, timeout_s: float = 5.0) -> None:
     """Close ``pool``, waiting up to ``timeout_s`` for connections in use; then cut them."""
     try:
         await asyncio.wait_for(pool.close(), timeout_s)
     except TimeoutError:
+        log.warning("database connections did not close in time; closing them hard")
         pool.terminate()

@@ -84,11 +84,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             await reloader
         await state.caches.close()
     finally:
-        try:
-            await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT_S)
-        except TimeoutError:
-            log.warning("database connections did not close in time; closing them hard")
-            pool.terminate()
+        await db.close_pool(pool, CLOSE_TIMEOUT_S)
 
 
 async def _check_schema(pool: asyncpg.Pool) -> None:

@@ -102,7 +102,7 @@ async def _whole(
         ) from None
     call.upstream_s = time.perf_counter() - sent
     if upstream.status < 300 and "json" in upstream.content_type:
-        call.usage, call.completion, call.response_model = BodyReader.reading(body)
+        call.usage, call.completion, call.response_model = BodyReader.read(body)
     return web.Response(body=body, status=upstream.status, headers=headers)
 
 

@@ -135,16 +135,11 @@ _NOTHING: BodyReading = (None, None, None)
 
 
 class BodyReader:
-    """Usage (and, without it, the completion text) of a whole non-streamed JSON body."""
+    """Usage (and, without it, the completion text) and the answering model of a whole
+    non-streamed JSON body, from one parse."""
 
     @staticmethod
-    def read(body: bytes) -> tuple[Usage | None, str | None]:
-        """Usage and completion text only (see :meth:`reading`)."""
-        usage, completion, _ = BodyReader.reading(body)
-        return usage, completion
-
-    @staticmethod
-    def reading(body: bytes) -> BodyReading:
+    def read(body: bytes) -> BodyReading:
         """Usage, completion text and answering model, from one parse of ``body``."""
         try:
             data = orjson.loads(body)

@@ -29,7 +29,7 @@ import prometheus_client
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from lectr.db import close_pool, lazy_pool
+from lectr.db import close_pool, create_pool
 from lectr.settings import Settings
 from scheduler import jobs as registry
 from scheduler.job import Clock, Job, JobContext, system_clock
@@ -107,8 +107,11 @@ async def run_once(
         cause = exc.__cause__ or exc
         report = RunReport(False, 0.0, f"{type(cause).__name__}: {cause}", exc)
     else:
-        pool = await lazy_pool(
-            settings.database_url, max_size=POOL_MAX_SIZE, connect_timeout_s=CONNECT_TIMEOUT_S
+        pool = await create_pool(
+            settings.database_url,
+            min_size=0,
+            max_size=POOL_MAX_SIZE,
+            connect_timeout_s=CONNECT_TIMEOUT_S,
         )
         try:
             context = JobContext(pool, settings, scheduler_settings, clock)
@@ -164,8 +167,11 @@ async def _run_until_stopped(
     clock: Clock,
     stop: asyncio.Event,
 ) -> None:
-    pool = await lazy_pool(
-        settings.database_url, max_size=POOL_MAX_SIZE, connect_timeout_s=CONNECT_TIMEOUT_S
+    pool = await create_pool(
+        settings.database_url,
+        min_size=0,
+        max_size=POOL_MAX_SIZE,
+        connect_timeout_s=CONNECT_TIMEOUT_S,
     )
     scheduled = [
         ScheduledJob(name, job, scheduler_settings.interval_s(name)) for name, job in jobs.items()

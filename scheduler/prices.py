@@ -11,53 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
 
 import asyncpg
 
 from schema.model_names import candidate_names
-
-PER_MTOK = Decimal(1_000_000)
-MONEY_QUANTUM = Decimal("0.00000001")  # recommendations' money columns are NUMERIC(20, 8)
-
-_CURRENT_PRICES_SQL = """
-SELECT DISTINCT ON (provider, model)
-       provider, model, effective_from, input_per_mtok, output_per_mtok, cached_input_per_mtok
-FROM model_pricing
-WHERE effective_from <= $1
-ORDER BY provider, model, effective_from DESC
-"""
+from schema.prices import CURRENT_PRICES_SQL, Price
 
 _DOWNGRADES_SQL = "SELECT provider, model, target_model, steps FROM model_downgrades"
 
 
-def money(value: Decimal) -> Decimal:
-    """``value`` rounded as a NUMERIC(20, 8) column stores it."""
-    return value.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)
-
-
 @dataclass(frozen=True)
-class CurrentPrice:
-    """USD per million tokens, in force since ``effective_from``."""
-
-    effective_from: datetime
-    input_per_mtok: Decimal
-    output_per_mtok: Decimal
-    cached_input_per_mtok: Decimal | None
-
-    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int) -> Decimal:
-        """What these token sums cost: cached tokens are part of the input tokens and
-        cost the cached rate (the input rate when the model has none)."""
-        cached = min(cached_tokens, input_tokens)
-        cached_rate = self.cached_input_per_mtok
-        if cached_rate is None:
-            cached_rate = self.input_per_mtok
-        micro = (
-            (input_tokens - cached) * self.input_per_mtok
-            + cached * cached_rate
-            + output_tokens * self.output_per_mtok
-        )
-        return money(micro / PER_MTOK)
+class CurrentPrice(Price):
+    """A model's price version in force at the run's time."""
 
     def evidence(self) -> dict[str, str | None]:
         """The price as JSON-ready strings (exact decimals)."""
@@ -115,7 +80,7 @@ async def load_catalogue(conn: asyncpg.Connection, now: datetime) -> Catalogue:
             r["output_per_mtok"],
             r["cached_input_per_mtok"],
         )
-        for r in await conn.fetch(_CURRENT_PRICES_SQL, now)
+        for r in await conn.fetch(CURRENT_PRICES_SQL, now)
     }
     downgrades: dict[tuple[str, str], list[Downgrade]] = {}
     for r in await conn.fetch(_DOWNGRADES_SQL):

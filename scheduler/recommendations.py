@@ -40,11 +40,12 @@ from typing import Any
 import orjson
 
 from scheduler.job import JobContext, JobResult
-from scheduler.prices import Catalogue, CurrentPrice, Downgrade, load_catalogue, money
+from scheduler.prices import Catalogue, CurrentPrice, Downgrade, load_catalogue
 from scheduler.recommendation_rules import Plan, heuristic_misses, plan, rationale, thresholds
 from scheduler.recommendation_signals import DOMINANT_SHARE, SIGNAL_KEYS, Signals, group_signals
 from scheduler.recommendation_store import Row, save
 from scheduler.rollups import HOUR, hour_start, load
+from schema.prices import money
 
 MIN_REQUESTS = 500
 WINDOW = timedelta(days=30)
@@ -136,7 +137,9 @@ def _target(
         price = catalogue.price(signals.provider, path.target_model)
         if path.steps > chosen.max_steps or price is None:
             continue
-        projected = price.cost(signals.input_tokens, signals.output_tokens, signals.cached_tokens)
+        projected = money(
+            price.usd(signals.input_tokens, signals.output_tokens, signals.cached_tokens)
+        )
         if projected < current_cost:
             return path, price, projected
     return None

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from api.app import create_app
 from api.settings import ApiSettings
 from lectr.broker import BrokerNames
-from lectr.db import close_pool, lazy_pool
+from lectr.db import close_pool, create_pool
 from lectr.settings import Settings
 from tests.support.processes import free_port
 
@@ -99,7 +99,7 @@ async def start_api(lectr_settings: Settings) -> AsyncIterator[StartApi]:
         **app_options: Any,
     ) -> ApiClient:
         settings = settings or lectr_settings
-        pool = await lazy_pool(settings.database_url, max_size=10)
+        pool = await create_pool(settings.database_url, min_size=0, max_size=10)
         app = create_app(settings, api_settings or ApiSettings(), pool, **app_options)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -15,9 +15,8 @@ import asyncpg
 import orjson
 import pytest
 
-from api.dry_run import PROVIDER_ALIASES, StoredRule, matches
+from api.dry_run import StoredRule, matches
 from api.routes_table import RELOAD_PENDING
-from consumers.pricing import PROVIDER_ALIASES as CONSUMER_ALIASES
 from lectr.orgs import IssuedKey
 from lectr.settings import Settings
 from proxy.caches import Rule as ProxyRule
@@ -296,9 +295,8 @@ async def test_an_oidc_viewer_reads_rules_but_may_not_change_them(
 # The dry run's matcher and the proxy's
 
 
-def test_the_api_knows_the_proxys_providers_and_price_aliases() -> None:
+def test_the_api_knows_the_proxys_providers() -> None:
     assert set(PROVIDER_NAMES) == set(PROVIDERS)
-    assert PROVIDER_ALIASES == CONSUMER_ALIASES
 
 
 _CONDITIONS = [

@@ -16,12 +16,12 @@ from consumers.pricing import (
     BoundedSet,
     PriceBook,
     PriceCache,
-    candidate_names,
     load_price_book,
 )
-from consumers.pricing import Price as PriceVersion
 from consumers.stats import Stats
 from consumers.step import Envelope
+from schema.model_names import candidate_names
+from schema.prices import Price as PriceVersion
 from tests.consumers.conftest import ManualClock, make_event
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

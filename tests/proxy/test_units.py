@@ -146,11 +146,11 @@ def test_responses_api_stream_and_tool_calls_are_read() -> None:
 
 
 def test_body_reader_returns_text_only_without_usage() -> None:
-    usage, text = BodyReader.read(b'{"usage":{"prompt_tokens":1,"completion_tokens":1}}')
+    usage, text, _ = BodyReader.read(b'{"usage":{"prompt_tokens":1,"completion_tokens":1}}')
     assert usage == Usage(1, 1, None) and text is None
-    usage, text = BodyReader.read(b'{"content":[{"type":"text","text":"Hi"}]}')
+    usage, text, _ = BodyReader.read(b'{"content":[{"type":"text","text":"Hi"}]}')
     assert usage is None and text == "Hi"
-    assert BodyReader.read(b"not json") == (None, None)
+    assert BodyReader.read(b"not json")[:2] == (None, None)
 
 
 def test_prompt_for_counting_takes_each_api_shape() -> None:
