@@ -13,8 +13,9 @@ import uuid
 import asyncpg
 from aiohttp import web
 
-from api.caller import ROLE_RANK, Caller
+from api.caller import Caller
 from api.errors import ApiError, not_found
+from lectr.members import ROLE_RANK
 
 # Set by the auth middleware on every request that is not public. Typed keys: aiohttp
 # warns about (and the tests fail on) plain string keys on a request.

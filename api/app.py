@@ -10,6 +10,7 @@ membership (404 for an org the caller does not belong to) or operator rights.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 
@@ -20,6 +21,7 @@ from api import access
 from api.auth import auth_middleware
 from api.errors import ApiError
 from api.routes_keys import ROUTES_KEYS
+from api.routes_members import ROUTES_MEMBERS
 from api.routes_orgs import ROUTES_ORGS
 from api.routes_pipeline import ROUTES_PIPELINE
 from api.routes_public import ROUTES_ME, ROUTES_PUBLIC
@@ -29,6 +31,7 @@ from api.routes_rules import ROUTES_RULES
 from api.routes_settings import ROUTES_SETTINGS
 from api.routes_table import (
     API_SETTINGS,
+    CLOCK,
     POOL,
     PUBLISHER,
     ROUTES,
@@ -54,6 +57,7 @@ ALL_ROUTES: list[Route] = [
     *ROUTES_RULES,
     *ROUTES_REQUESTS,
     *ROUTES_KEYS,
+    *ROUTES_MEMBERS,
     *ROUTES_SETTINGS,
     *ROUTES_PIPELINE,
 ]
@@ -74,6 +78,7 @@ def create_app(
     *,
     publisher: Publisher | None = None,
     routes: list[Route] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
     table = ALL_ROUTES if routes is None else routes
     public = {(r.method, r.path) for r in table if r.auth == "public"}
@@ -91,7 +96,7 @@ def create_app(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[
             error_middleware,
-            auth_middleware(settings, api_settings, pool, is_public=is_public),
+            auth_middleware(settings, api_settings, pool, is_public=is_public, clock=clock),
         ],
     )
     app[SETTINGS] = settings
@@ -99,6 +104,7 @@ def create_app(
     app[POOL] = pool
     app[PUBLISHER] = publisher or broker_publisher(settings)
     app[ROUTES] = table
+    app[CLOCK] = clock
     for route in table:
         app.router.add_route(route.method, route.path, guarded(route))
     return app

@@ -10,8 +10,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-ROLE_RANK = {"viewer": 0, "member": 1, "admin": 2, "owner": 3}
-
 
 @dataclass(frozen=True)
 class Membership:

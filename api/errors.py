@@ -26,6 +26,7 @@ CODES: dict[str, tuple[int, str]] = {
     "too_many_attempts": (429, "rate_limit_error"),
     "internal_error": (500, "api_error"),
     "unavailable": (503, "api_error"),
+    "email_failed": (503, "api_error"),
 }
 
 

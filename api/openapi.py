@@ -25,11 +25,11 @@ _ERROR_TEXT = {
     401: "No or bad credentials",
     403: "Allowed to see the org, not to do this",
     404: "No such route, organisation or object (or not the caller's)",
-    409: "Conflicts with an existing object (a duplicate name)",
+    409: "Conflicts with the current state (a duplicate name, a used invite, the last owner)",
     413: "The body is larger than 1 MiB",
     429: "Too many failed sign-in attempts from this address; see Retry-After",
     500: "Internal error",
-    503: "The database is unavailable",
+    503: "The database (or, for an invite, the mail server) is unavailable",
 }
 
 
@@ -149,4 +149,4 @@ def _error_statuses(route: Route) -> list[int]:
         statuses += [413]
     if route.request_model is not None and route.method in ("POST", "PATCH", "PUT"):
         statuses.append(409)
-    return sorted(statuses)
+    return sorted(set(statuses).union(route.errors))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 from aiohttp import web
@@ -33,6 +34,8 @@ API_SETTINGS = web.AppKey("api_settings", ApiSettings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 PUBLISHER: web.AppKey[Publisher] = web.AppKey("publisher")
 ROUTES: web.AppKey[list[Route]] = web.AppKey("routes")
+# Seconds since the epoch: the time the API goes by (tests replace it).
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 
 # What the response says when the proxies could not be told about a change.
 RELOAD_PENDING = "reload pending: they pick the change up at their next full reload"
@@ -53,6 +56,9 @@ class Route:
     response_model: type[BaseModel] | None = None
     query_model: type[BaseModel] | None = None
     status: int = 200
+    # Error statuses the route can answer beyond those its shape implies (see
+    # ``api.openapi``), e.g. 409 for a DELETE refused to keep the org's last owner.
+    errors: tuple[int, ...] = ()
 
 
 def caller(request: web.Request) -> Caller:
@@ -66,6 +72,10 @@ def path_uuid(request: web.Request, name: str) -> uuid.UUID:
         return uuid.UUID(request.match_info[name])
     except ValueError:
         raise not_found(f"no such {name}") from None
+
+
+def now(request: web.Request) -> datetime:
+    return datetime.fromtimestamp(request.app[CLOCK](), UTC)
 
 
 def reply(model: BaseModel, status: int = 200) -> web.Response:

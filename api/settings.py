@@ -9,15 +9,17 @@ the admin secret at all, and the OIDC issuer whose access tokens dashboard users
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from lectr.mail import MailSettings
 from lectr.settings import (
     DEV_ADMIN_SECRET,
     EnvReader,
     Settings,
     SettingsError,
     positive_float,
+    positive_int,
     text,
 )
 
@@ -84,6 +86,8 @@ class ApiSettings:
     ``jwt_leeway_s``: clock skew allowed on ``exp``/``nbf``/``iat``.
     ``oidc_timeout_s``: limit on each request to the issuer (discovery, JWKS, userinfo).
     ``azure_endpoint_suffixes``: an org's Azure endpoint host must end with one of them.
+    ``invite_ttl_h``: hours an invite works (``LECTR_INVITE_TTL_H``). ``mail``: the SMTP
+    server invites go out through, the one the scheduler sends alerts with.
     """
 
     env: str = "development"
@@ -94,6 +98,8 @@ class ApiSettings:
     jwt_leeway_s: int = 60
     oidc_timeout_s: float = 5.0
     azure_endpoint_suffixes: tuple[str, ...] = (".openai.azure.com", ".cognitiveservices.azure.com")
+    invite_ttl_h: int = 72
+    mail: MailSettings = field(default_factory=MailSettings)
 
     @property
     def production(self) -> bool:
@@ -116,6 +122,8 @@ class ApiSettings:
             azure_endpoint_suffixes=read(
                 "LECTR_AZURE_ENDPOINT_SUFFIXES", d.azure_endpoint_suffixes, _suffixes
             ),
+            invite_ttl_h=read("LECTR_INVITE_TTL_H", d.invite_ttl_h, positive_int),
+            mail=MailSettings.from_env(environ),
         )
         if built.oidc_issuer and not built.oidc_audience:
             # Without an audience, any token the issuer signs for another application
@@ -145,6 +153,8 @@ class ApiSettings:
                 found.append("LECTR_ADMIN_SECRET is the development default; set it in production")
         if self.oidc_issuer is None:
             found.append("LECTR_OIDC_ISSUER is not set: dashboard users cannot sign in")
+        if self.mail.url is None:
+            found.append("LECTR_SMTP_URL is not set: invites cannot be sent")
         elif self.production and not self.oidc_issuer.startswith("https://"):
             found.append("LECTR_OIDC_ISSUER is not https: its keys can be tampered with in transit")
         return found

@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from api.caller import ROLE_RANK, Caller, Membership
+from api.caller import Caller, Membership
+from lectr.members import ROLE_RANK
 
 _CLAIM_BY_EMAIL = """
 UPDATE org_members SET oidc_subject = $1

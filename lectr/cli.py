@@ -1,4 +1,4 @@
-"""The ``lectr`` command: migrations, organisations and keys, and every process.
+"""The ``lectr`` command: migrations, organisations, keys and members, and every process.
 
 Errors a user can fix (a bad setting, an unreachable database, an unknown org) are
 printed as one line, ``lectr: …``, with exit code 2 for bad input and 1 otherwise.
@@ -13,7 +13,7 @@ from importlib import metadata
 
 import asyncpg
 
-from lectr import logs, org_commands, stack_commands
+from lectr import logs, member_commands, org_commands, stack_commands
 from lectr.db import DatabaseUnavailable
 from lectr.errors import CommandError
 from lectr.settings import Settings, SettingsError
@@ -25,6 +25,7 @@ HANDLERS: dict[str, Handler] = {
     "up": stack_commands.up,
     "org": org_commands.run,
     "key": org_commands.run,
+    "member": member_commands.run,
 }
 
 
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     stack_commands.add_parsers(commands)
     org_commands.add_parsers(commands)
+    member_commands.add_parsers(commands)
     return parser
 
 

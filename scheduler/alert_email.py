@@ -25,9 +25,6 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
-from urllib.parse import unquote, urlsplit
-
-import aiosmtplib
 
 _METRIC = {
     "cost": "cost",
@@ -223,23 +220,3 @@ def message(alert: Alert, sender: str, now: datetime) -> EmailMessage:
     msg.set_content(_text_body(alert))
     msg.add_alternative(_html_body(alert), subtype="html")
     return msg
-
-
-def smtp_client(url: str, timeout_s: float) -> aiosmtplib.SMTP:
-    """A client for ``LECTR_SMTP_URL`` (not yet connected). ``smtp://`` upgrades with
-    STARTTLS when the server offers it (aiosmtplib's ``start_tls=None``), ``smtps://``
-    uses TLS from the start; ports default to 25 and 465. It logs in only when the URL
-    names a user; user and password are URL-decoded (``p%40ss`` is ``p@ss``).
-    ``timeout_s`` bounds each SMTP operation, connecting included."""
-    parts = urlsplit(url)
-    implicit_tls = parts.scheme == "smtps"
-    username = unquote(parts.username) if parts.username else None
-    return aiosmtplib.SMTP(
-        hostname=parts.hostname,
-        port=parts.port or (465 if implicit_tls else 25),
-        username=username,
-        password=unquote(parts.password or "") if username else None,
-        use_tls=implicit_tls,
-        start_tls=False if implicit_tls else None,
-        timeout=timeout_s,
-    )

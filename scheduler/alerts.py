@@ -35,6 +35,7 @@ from typing import Any
 import aiosmtplib
 import asyncpg
 
+from lectr import mail
 from lectr.settings import redact_url
 from scheduler import alert_email, webhooks
 from scheduler.alert_email import Alert
@@ -68,9 +69,6 @@ _COUNT_UNMAILED = f"""
 SELECT count(*) FROM anomalies a JOIN organizations o ON o.id = a.org_id
 WHERE {_PENDING} AND {_WANTS_EMAIL}
 """
-
-# A failure of the SMTP conversation, as opposed to one of ours (the database, a bug).
-_SMTP_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError)
 
 
 @dataclass
@@ -124,11 +122,11 @@ def _describe(exc: BaseException) -> str:
 async def _send_emails(ctx: JobContext, smtp_url: str, alerts: list[Alert]) -> tuple[int, int]:
     """Email each alert over one SMTP session; returns (sent, failed). A message the
     server refuses fails alone; a failed connection or login fails them all."""
-    client = alert_email.smtp_client(smtp_url, ctx.scheduler.smtp_timeout_s)
+    client = mail.smtp_client(smtp_url, ctx.scheduler.smtp_timeout_s)
     try:
         await client.connect()  # STARTTLS and login included
         return await _send_each(ctx, client, alerts)
-    except _SMTP_ERRORS as exc:  # only connect() lets these out
+    except mail.SEND_ERRORS as exc:  # only connect() lets these out
         log.warning(
             "SMTP %s unavailable (%s): %s not emailed, retrying next run",
             redact_url(smtp_url),
@@ -153,7 +151,7 @@ async def _send_each(
         try:
             msg = alert_email.message(alert, ctx.scheduler.smtp_from, ctx.now())
             await client.send_message(msg, recipients=list(alert.recipients))
-        except _SMTP_ERRORS as exc:
+        except mail.SEND_ERRORS as exc:
             reason = _describe(exc)
             log.warning("alert %s not emailed (%s), retrying next run", alert.id, reason)
             failed += 1
@@ -167,7 +165,7 @@ async def _close(client: aiosmtplib.SMTP) -> None:
     try:
         if client.is_connected:
             await client.quit()
-    except _SMTP_ERRORS:
+    except mail.SEND_ERRORS:
         pass
     finally:
         client.close()

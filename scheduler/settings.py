@@ -9,24 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from lectr.settings import EnvReader, SettingsError, positive_float, positive_int, text
+from lectr.mail import MailSettings
+from lectr.settings import EnvReader, SettingsError, positive_float, positive_int
 
 JOB_NAMES = ("aggregate", "anomalies", "recommendations", "partitions")
-_SMTP_SCHEMES = ("smtp", "smtps")
-
-
-def smtp_url(value: str, variable: str) -> str:
-    """``smtp://[user:pass@]host[:port]`` (STARTTLS when offered) or ``smtps://`` (TLS)."""
-    try:
-        parts = urlsplit(value)
-        _ = parts.port
-    except ValueError as exc:
-        raise SettingsError(variable, f"not a valid URL ({exc})") from None
-    if parts.scheme not in _SMTP_SCHEMES or not parts.hostname:
-        raise SettingsError(variable, "expected smtp://[user:password@]host[:port] or smtps://…")
-    return value
 
 
 def _port(value: str, variable: str) -> int:
@@ -64,9 +51,9 @@ class SchedulerSettings:
     shutdown_timeout_s: float = 60.0
     anomaly_sigma: float = 2.0
     anomaly_min_requests: int = 20
-    smtp_url: str | None = None
-    smtp_from: str = "Lectr <lectr@localhost>"
-    smtp_timeout_s: float = 10.0
+    smtp_url: str | None = MailSettings.url
+    smtp_from: str = MailSettings.sender
+    smtp_timeout_s: float = MailSettings.timeout_s
     partitions_ahead_days: int = 14
     retention_days: int = 90
     health_retention_days: int = 14
@@ -80,6 +67,7 @@ class SchedulerSettings:
         :class:`lectr.settings.SettingsError` naming the variable."""
         read = EnvReader(environ).read
         d = cls()
+        mail = MailSettings.from_env(environ)
         intervals = {
             f"{job}_interval_s": read(
                 f"LECTR_SCHEDULER_{job.upper()}_INTERVAL_S",
@@ -99,9 +87,9 @@ class SchedulerSettings:
             anomaly_min_requests=read(
                 "LECTR_ANOMALY_MIN_REQUESTS", d.anomaly_min_requests, positive_int
             ),
-            smtp_url=read("LECTR_SMTP_URL", d.smtp_url, smtp_url),
-            smtp_from=read("LECTR_SMTP_FROM", d.smtp_from, text),
-            smtp_timeout_s=read("LECTR_SMTP_TIMEOUT_S", d.smtp_timeout_s, positive_float),
+            smtp_url=mail.url,
+            smtp_from=mail.sender,
+            smtp_timeout_s=mail.timeout_s,
             partitions_ahead_days=read(
                 "LECTR_PARTITIONS_AHEAD_DAYS", d.partitions_ahead_days, positive_int
             ),

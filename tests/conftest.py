@@ -38,6 +38,9 @@ from tests.support.providers import FakeProviders
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
 
+# Fixtures every test folder may use.
+pytest_plugins = ["tests.support.smtp"]
+
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 DELIVERY_LIMIT = 2

@@ -184,9 +184,10 @@ AsMember = Callable[..., Awaitable[ApiClient]]
 
 @pytest.fixture
 async def as_member(start_api: StartApi, db: asyncpg.Connection) -> AsyncIterator[AsMember]:
-    """``await as_member(org_id, role, **app_options)``: a client signed in as a dashboard
-    user, with an access token of a local OIDC issuer, who is a member of ``org_id`` with
-    ``role`` (a member row with only org, email and role, as invites make them)."""
+    """``await as_member(org_id, role, email=None, **app_options)``: a client signed in as
+    a dashboard user, with an access token of a local OIDC issuer, who is a member of
+    ``org_id`` with ``role`` (a member row with only org, email and role, as invites make
+    them); with ``org_id`` None, a user who is a member of nothing yet."""
     from tests.api.test_oidc import AUDIENCE, Issuer
 
     issuer = Issuer(
@@ -195,16 +196,21 @@ async def as_member(start_api: StartApi, db: asyncpg.Connection) -> AsyncIterato
     )
     await issuer.start()
 
-    async def sign_in(org_id: str, role: str, **app_options: Any) -> ApiClient:
-        email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
-        await db.execute(
-            "INSERT INTO org_members (org_id, email, role) VALUES ($1, $2, $3)",
-            uuid.UUID(org_id), email, role,
-        )  # fmt: skip
-        client = await start_api(
-            api_settings=ApiSettings(oidc_issuer=issuer.url + "/", oidc_audience=AUDIENCE),
-            **app_options,
+    async def sign_in(
+        org_id: str | None, role: str | None, *, email: str | None = None, **app_options: Any
+    ) -> ApiClient:
+        email = email or f"{role or 'user'}-{uuid.uuid4().hex[:8]}@example.com"
+        if org_id is not None:
+            await db.execute(
+                "INSERT INTO org_members (org_id, email, role) VALUES ($1, $2, $3)",
+                uuid.UUID(org_id), email, role,
+            )  # fmt: skip
+        api_settings = dataclasses.replace(
+            app_options.pop("api_settings", ApiSettings()),
+            oidc_issuer=issuer.url + "/",
+            oidc_audience=AUDIENCE,
         )
+        client = await start_api(api_settings=api_settings, **app_options)
         token = issuer.token(sub=f"user|{uuid.uuid4().hex}", email=email, email_verified=True)
         client.operator = {"Authorization": f"Bearer {token}"}
         client.email = email

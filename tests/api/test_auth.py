@@ -126,7 +126,8 @@ async def test_problems_warn_about_the_dev_secret_in_production() -> None:
     problems = ApiSettings(env="production").problems(Settings())
     assert any("LECTR_ADMIN_SECRET" in p and "refused" in p for p in problems)
     assert ApiSettings(env="production", operator_api=False).problems(Settings()) == [
-        "LECTR_OIDC_ISSUER is not set: dashboard users cannot sign in"
+        "LECTR_OIDC_ISSUER is not set: dashboard users cannot sign in",
+        "LECTR_SMTP_URL is not set: invites cannot be sent",
     ]
 
 

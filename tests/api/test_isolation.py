@@ -21,9 +21,9 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from api.app import ALL_ROUTES, create_app
-from api.caller import ROLE_RANK
 from api.routes_table import Route
 from api.settings import ApiSettings
+from lectr.members import ROLE_RANK
 from lectr.settings import Settings
 from tests.api.conftest import ApiClient, Reply, StartApi
 from tests.api.test_oidc import AUDIENCE, Issuer

@@ -1,12 +1,9 @@
 """Routing rules through the API: create, read, change, reorder, delete (audited, and
 the proxies told), a draft's dry run against a hand computation on seeded rollups,
-the dry run's matcher against the proxy's, and a rule changing a running proxy."""
+the dry run's matcher against the proxy's (a running proxy: ``test_live_reload``)."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,20 +14,12 @@ import pytest
 
 from api.dry_run import StoredRule, matches
 from api.routes_table import RELOAD_PENDING
-from lectr.orgs import IssuedKey
-from lectr.settings import Settings
 from proxy.caches import Rule as ProxyRule
 from proxy.providers import PROVIDERS
 from proxy.routing import matching_rule
 from schema.latency import BUCKET_COUNT
 from schema.provider_names import PROVIDER_NAMES
 from tests.api.conftest import ApiClient, AsMember, StartApi
-from tests.proxy import conftest as proxy_fixtures
-from tests.support.providers import FakeProviders
-
-# The proxy's fixtures, for the live-reload test.
-start_proxy = proxy_fixtures.start_proxy
-org = proxy_fixtures.org
 
 Published = list[tuple[uuid.UUID, tuple[str, ...]]]
 
@@ -451,36 +440,3 @@ async def test_dry_run_of_an_org_without_traffic_is_zeros(api: ApiClient) -> Non
     assert reply.status == 200
     assert (reply.body["matched_requests"], reply.body["by_model"]) == (0, [])
     assert (reply.body["cost_before_usd"], reply.body["cost_after_usd"]) == (0.0, 0.0)
-
-
-# Live reload
-
-
-async def test_a_rule_created_through_the_api_changes_a_running_proxys_routing(
-    start_api: StartApi,
-    start_proxy: proxy_fixtures.StartProxy,
-    org: IssuedKey,
-    fake: FakeProviders,
-    lectr_settings: Settings,
-) -> None:
-    proxy = await start_proxy()
-    # The API publishes on the exchange this proxy listens to.
-    api = await start_api(
-        settings=dataclasses.replace(lectr_settings, broker_prefix=proxy.names.prefix)
-    )
-
-    async def routed_model() -> str:
-        assert (await proxy_fixtures.chat(proxy, org, "gpt-4o")).status == 200
-        return fake.last.json()["model"]
-
-    assert await routed_model() == "gpt-4o"
-    started = time.monotonic()
-    reply = await api.call(
-        "POST",
-        f"/api/orgs/{org.org_id}/rules",
-        json={"name": "mini", "match_model": "gpt-4o", "target_model": "gpt-4o-mini"},
-    )
-    assert (reply.status, reply.body["proxies"]) == (201, None)
-    while await routed_model() != "gpt-4o-mini":
-        assert time.monotonic() - started < 1.0, "routing did not change within 1 s"
-        await asyncio.sleep(0.02)

@@ -8,29 +8,24 @@ clock, and deletes its orgs afterwards, so no test sees another's pending anomal
 
 from __future__ import annotations
 
-import dataclasses
-import email
-import email.policy
 import json
 import logging
-import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp import web
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from lectr.settings import Settings
 from scheduler import alerts
 from scheduler.alert_email import Alert, facts, sentence
 from tests.scheduler.conftest import job_context
 from tests.support.forwarder import TcpForwarder
+from tests.support.processes import free_port
+from tests.support.smtp import SmtpServer
 
 BASE = datetime(2031, 3, 2, 16, 7, 30, tzinfo=UTC)  # the last full hour: 15:00-16:00
 DASHBOARD = "https://lectr.example.com"
@@ -42,99 +37,7 @@ def at(day: int) -> datetime:
     return BASE + timedelta(days=day)
 
 
-# -- an SMTP server and a webhook receiver ----------------------------------------------
-
-
-@dataclasses.dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-    authenticated: bool
-
-    @property
-    def anomaly_id(self) -> str:
-        return str(self.message["X-Lectr-Anomaly"])
-
-    def part(self, subtype: str) -> str:
-        body = self.message.get_body((subtype,))
-        assert body is not None, f"no text/{subtype} part"
-        return str(body.get_content())
-
-
-class Inbox:
-    """An aiosmtpd handler that keeps what it accepts; ``refuse`` > 0 rejects that many."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        self.refuse = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.refuse:
-            self.refuse -= 1
-            return "554 5.6.0 refused for the test"
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        self.received.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), message, session.authenticated)
-        )
-        return "250 OK"
-
-    def about(self, *anomaly_ids: uuid.UUID) -> list[Received]:
-        wanted = {str(anomaly_id) for anomaly_id in anomaly_ids}
-        return [mail for mail in self.received if mail.anomaly_id in wanted]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclasses.dataclass
-class SmtpServer:
-    inbox: Inbox
-    port: int
-    logins: list[tuple[str, str]]
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
-
-
-def _start_smtp(**smtp_options: Any) -> tuple[Controller, SmtpServer]:
-    inbox = Inbox()
-    server = SmtpServer(inbox, _free_port(), [])
-
-    def authenticator(
-        _server: Any, _session: Any, _envelope: Any, _mechanism: str, data: Any
-    ) -> AuthResult:
-        assert isinstance(data, LoginPassword)
-        server.logins.append((data.login.decode(), data.password.decode()))
-        # handled=False: aiosmtpd answers 535 itself (True would leave the client waiting).
-        return AuthResult(success=data.password == b"p@ss/w0rd:1", handled=False)
-
-    if smtp_options.pop("auth", False):
-        smtp_options.update(authenticator=authenticator, auth_require_tls=False)
-    controller = Controller(
-        inbox, hostname="127.0.0.1", port=server.port, server_hostname="smtp.test", **smtp_options
-    )
-    controller.start()
-    return controller, server
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    controller, server = _start_smtp()
-    yield server
-    controller.stop()
-
-
-@pytest.fixture
-def smtp_with_auth() -> Iterator[SmtpServer]:
-    controller, server = _start_smtp(auth=True)
-    yield server
-    controller.stop()
+# -- a webhook receiver (the SMTP server is tests.support.smtp) -------------------------
 
 
 class Hooks:
@@ -328,7 +231,7 @@ async def test_nothing_listening_counts_failures_without_raising(
     org_id, _ = await make_org(members=["dev@example.com"])
     first = await add_anomaly(pool, org_id, now)
     second = await add_anomaly(pool, org_id, now, kind="traffic", observed=900.0)
-    ctx = job_context(pool, now, smtp_url=f"smtp://127.0.0.1:{_free_port()}", smtp_timeout_s=5)
+    ctx = job_context(pool, now, smtp_url=f"smtp://127.0.0.1:{free_port()}", smtp_timeout_s=5)
 
     outcome = await alerts.deliver(ctx)
 
