@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import pytest
 
 from api.settings import ApiSettings
 from lectr.keys import hash_key
@@ -206,20 +207,20 @@ async def mailing(
     return Mailing(await start_api(**options), smtp, clock, options)
 
 
+@pytest.fixture
+async def m(start_api: StartApi, lectr_settings: Settings, smtp: SmtpServer) -> Mailing:
+    return await mailing(start_api, lectr_settings, smtp)
+
+
 async def test_an_invite_email_reaches_the_smtp_server_and_its_token_works_once(
-    start_api: StartApi,
-    lectr_settings: Settings,
-    smtp: SmtpServer,
-    as_member: AsMember,
-    db: asyncpg.Connection,
+    m: Mailing, as_member: AsMember, db: asyncpg.Connection
 ) -> None:
-    m = await mailing(start_api, lectr_settings, smtp)
     org = await m.api.make_org()
     email = f"new-{uuid.uuid4().hex[:8]}@example.com"
     invite, token = await m.invite(org["id"], email, "admin")
     assert (invite["email"], invite["role"], invite["accepted_at"]) == (email, "admin", None)
     assert invite["invited_by"] is None  # an operator is no member
-    [mail] = smtp.inbox.received
+    [mail] = m.smtp.inbox.received
     assert mail.message["To"] == email and mail.message["From"] == "Lectr <invites@lectr.test>"
     assert org["name"] in mail.message["Subject"]
     assert f"{DASHBOARD}/invites/accept#token={token}" in mail.part("html")
@@ -248,13 +249,8 @@ async def test_an_invite_email_reaches_the_smtp_server_and_its_token_works_once(
 
 
 async def test_an_invite_works_until_it_expires_and_not_after(
-    start_api: StartApi,
-    lectr_settings: Settings,
-    smtp: SmtpServer,
-    as_member: AsMember,
-    db: asyncpg.Connection,
+    m: Mailing, as_member: AsMember
 ) -> None:
-    m = await mailing(start_api, lectr_settings, smtp)
     org = (await m.api.make_org())["id"]
     # Sent 71 and 73 hours ago: the default lifetime is 72 hours.
     m.clock[0] = time.time() - 71 * 3600
@@ -278,9 +274,8 @@ async def test_an_invite_works_until_it_expires_and_not_after(
 
 
 async def test_inviting_again_replaces_the_pending_invite_and_withdrawing_kills_the_token(
-    start_api: StartApi, lectr_settings: Settings, smtp: SmtpServer, as_member: AsMember
+    m: Mailing, as_member: AsMember
 ) -> None:
-    m = await mailing(start_api, lectr_settings, smtp)
     org = (await m.api.make_org())["id"]
     email = f"twice-{uuid.uuid4().hex[:8]}@example.com"
     _, first_token = await m.invite(org, email)
@@ -303,13 +298,8 @@ async def test_inviting_again_replaces_the_pending_invite_and_withdrawing_kills_
 
 
 async def test_an_admin_invites_below_owner_and_is_recorded_as_the_inviter(
-    start_api: StartApi,
-    lectr_settings: Settings,
-    smtp: SmtpServer,
-    as_member: AsMember,
-    db: asyncpg.Connection,
+    m: Mailing, as_member: AsMember, db: asyncpg.Connection
 ) -> None:
-    m = await mailing(start_api, lectr_settings, smtp)
     org = (await m.api.make_org())["id"]
     # Without an SMTP server, inviting is refused and writes nothing.
     no_mail = await as_member(org, "admin")
@@ -362,13 +352,8 @@ async def test_a_mail_server_that_refuses_or_is_down_leaves_no_invite(
 
 
 async def test_accepting_needs_a_signed_in_user_who_is_not_a_member_yet(
-    start_api: StartApi,
-    lectr_settings: Settings,
-    smtp: SmtpServer,
-    as_member: AsMember,
-    db: asyncpg.Connection,
+    m: Mailing, as_member: AsMember, db: asyncpg.Connection
 ) -> None:
-    m = await mailing(start_api, lectr_settings, smtp)
     org = (await m.api.make_org())["id"]
     _, token = await m.invite(org, f"i-{uuid.uuid4().hex[:8]}@example.com")
     operator = await m.api.call("POST", "/api/invites/accept", json={"token": token})
