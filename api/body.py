@@ -4,7 +4,8 @@ Malformed JSON is ``invalid_json``; anything the model rejects (an unknown field
 wrong type, a value out of range) is ``invalid_request`` naming the first field at
 fault as a dotted path (``limits.rpm``, ``items.0``). A body over the app's
 ``client_max_size`` (1 MiB) makes aiohttp raise 413 while reading, which the error
-middleware answers as ``payload_too_large``.
+middleware answers as ``payload_too_large``. A NUL character in any string is
+``invalid_request`` naming its field, since Postgres cannot store one in text.
 """
 
 from __future__ import annotations
@@ -39,9 +40,34 @@ def parse_query(request: web.Request, model: type[M]) -> M:
 
 def validate(model: type[M], data: object) -> M:
     try:
-        return model.model_validate(data)
+        validated = model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(part) for part in first["loc"]) or None
         message = first["msg"] if field is None else f"{field}: {first['msg']}"
         raise ApiError("invalid_request", message, field=field) from None
+    at = _nul_at(data, ())
+    if at is not None:
+        field = ".".join(at) or None
+        message = f"{field or 'the body'}: contains a NUL character"
+        raise ApiError("invalid_request", message, field=field)
+    return validated
+
+
+def _nul_at(data: object, at: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Where the first string (a value or an object key) holding a NUL is, else None."""
+    if isinstance(data, str):
+        return at if "\x00" in data else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if "\x00" in key:
+                return at
+            found = _nul_at(value, (*at, key))
+            if found is not None:
+                return found
+    if isinstance(data, list):
+        for index, value in enumerate(data):
+            found = _nul_at(value, (*at, str(index)))
+            if found is not None:
+                return found
+    return None

@@ -48,7 +48,11 @@ _EQUALS = {"feature": "feature", "provider": "provider", "task": "task_type",
 def window(query: FailureQuery, now: datetime) -> tuple[datetime, datetime]:
     """``[since, until)``: ``until`` defaults to now, ``since`` to 30 days before it."""
     until = query.until or now
-    since = query.since or until - DEFAULT_WINDOW
+    try:
+        since = query.since or until - DEFAULT_WINDOW
+    except OverflowError:  # until is within the window of year 1
+        raise ApiError("invalid_request", "until: too early for the default since; give since",
+                       field="until") from None  # fmt: skip
     if since >= until:
         raise ApiError("invalid_request", "since: must be before until", field="since")
     return since, until

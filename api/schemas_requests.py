@@ -3,17 +3,25 @@
 Query models forbid unknown parameters but are lax about types, since every query value
 arrives as a string (``limit=50``, ``streaming=true``). ``since`` and ``until`` must carry
 an offset (``Z`` or ``+02:00``); a ``+`` sent unescaped in a query string arrives as a
-space, which is put back so ``2026-01-01T00:00:00 00:00`` still means UTC.
+space, which is put back so ``2026-01-01T00:00:00 00:00`` still means UTC. An instant
+must be in UTC's years 1 to 9999 (what Python and the database driver can represent).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+)
 
 from api.schemas import ResponseModel
 
@@ -28,7 +36,14 @@ def _unescaped_plus(value: object) -> object:
     return value
 
 
-Instant = Annotated[AwareDatetime, BeforeValidator(_unescaped_plus)]
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range in UTC (years 1 to 9999)") from None
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_unescaped_plus), AfterValidator(_in_utc)]
 Label = Annotated[str, Field(min_length=1, max_length=200)]
 
 

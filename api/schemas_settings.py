@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
 
 from api.schemas import OrgName, RequestModel, ResponseModel
 
@@ -118,8 +118,26 @@ def _endpoint(value: str) -> str:
     return value.rstrip("/")
 
 
-Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_email)]
-WebhookUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_webhook)]
+def _https(max_length: int) -> WithJsonSchema:
+    """What the document says of an https URL (the validators check more, with clearer
+    messages than a pattern's)."""
+    return WithJsonSchema(
+        {"type": "string", "format": "uri", "pattern": "^https://", "maxLength": max_length}
+    )
+
+
+Email = Annotated[
+    str,
+    StringConstraints(max_length=320),
+    AfterValidator(_email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 320}),
+]
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(max_length=2000),
+    AfterValidator(_webhook),
+    _https(2000),
+]
 
 
 def _unique(values: list[str]) -> list[str]:
@@ -167,6 +185,7 @@ class AzureConfigPut(RequestModel):
         str,
         StringConstraints(max_length=500),
         AfterValidator(_endpoint),
+        _https(500),
         Field(description="https://<resource>.openai.azure.com"),
     ]
     api_version: ApiVersion = Field(description="e.g. 2024-10-21")
