@@ -375,3 +375,18 @@ async def test_accepting_needs_a_signed_in_user_who_is_not_a_member_yet(
         assert bad.status == 400, body
     unknown = await member.call("POST", "/api/invites/accept", json={"token": "lc_inv_nope"})
     assert (unknown.status, unknown.body["error"]["field"]) == (404, "token")
+
+
+async def test_a_removed_member_loses_the_org_at_their_next_request(
+    as_member: AsMember, db: asyncpg.Connection, api: ApiClient
+) -> None:
+    org = (await api.make_org())["id"]
+    admin = await as_member(org, "admin")
+    assert (await admin.call("GET", f"/api/orgs/{org}/members")).status == 200
+    removed = await api.call(
+        "DELETE", f"/api/orgs/{org}/members/{await member_id(db, org, admin.email or '')}"
+    )
+    assert removed.status == 200
+    reply = await admin.call("GET", f"/api/orgs/{org}/members")
+    assert (reply.status, reply.body["error"]["code"]) == (404, "not_found")
+    assert (await admin.call("GET", "/api/me")).body["orgs"] == []
