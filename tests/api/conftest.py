@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import orjson
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -177,6 +178,18 @@ async def count_rows(conn: asyncpg.Connection, org_id: uuid.UUID) -> dict[str, i
         table: await conn.fetchval(f"SELECT count(*) FROM {table} WHERE org_id = $1", org_id)
         for table in ORG_TABLES
     }
+
+
+async def audit_trail(db: asyncpg.Connection, org_id: str, actions: str) -> list[tuple[str, Any]]:
+    """The org's audit entries whose action is LIKE ``actions`` (``rule.%``), oldest
+    first: (action, changes)."""
+    rows = await db.fetch(
+        "SELECT action, changes FROM audit_log WHERE org_id = $1 AND action LIKE $2"
+        " ORDER BY created_at",
+        uuid.UUID(org_id),
+        actions,
+    )
+    return [(r["action"], orjson.loads(r["changes"])) for r in rows]
 
 
 AsMember = Callable[..., Awaitable[ApiClient]]

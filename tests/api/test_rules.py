@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
 import pytest
 
 from api.dry_run import StoredRule, matches
@@ -19,7 +18,7 @@ from proxy.providers import PROVIDERS
 from proxy.routing import matching_rule
 from schema.latency import BUCKET_COUNT
 from schema.provider_names import PROVIDER_NAMES
-from tests.api.conftest import ApiClient, AsMember, StartApi
+from tests.api.conftest import ApiClient, AsMember, StartApi, audit_trail
 
 Published = list[tuple[uuid.UUID, tuple[str, ...]]]
 
@@ -44,15 +43,6 @@ async def _create(api: ApiClient, org: dict[str, Any], **fields: Any) -> dict[st
     reply = await api.call("POST", _rules(org), json={"name": "r", **fields})
     assert reply.status == 201, reply.body
     return reply.body
-
-
-async def _audit(db: asyncpg.Connection, org_id: str) -> list[tuple[str, Any]]:
-    rows = await db.fetch(
-        "SELECT action, changes FROM audit_log WHERE org_id = $1 AND action LIKE 'rule.%'"
-        " ORDER BY created_at",
-        uuid.UUID(org_id),
-    )
-    return [(r["action"], orjson.loads(r["changes"])) for r in rows]
 
 
 async def test_create_read_change_delete_is_audited_and_tells_the_proxies(
@@ -94,7 +84,7 @@ async def test_create_read_change_delete_is_audited_and_tells_the_proxies(
     assert deleted.body == {"id": second["id"], "deleted": True, "proxies": None}
     assert (await api.call("GET", f"{_rules(org)}/{second['id']}")).status == 404
 
-    audit = await _audit(db, org["id"])
+    audit = await audit_trail(db, org["id"], "rule.%")
     assert [a for a, _ in audit] == ["rule.create"] * 3 + ["rule.update", "rule.delete"]
     assert audit[0][1]["match_feature"] == "search"
     assert audit[3][1] == {
@@ -112,7 +102,7 @@ async def test_a_patch_that_changes_nothing_is_not_audited_nor_published(
     rule = await _create(api, org, target_model="gpt-4o-mini")
     reply = await api.call("PATCH", f"{_rules(org)}/{rule['id']}", json={"enabled": True})
     assert reply.status == 200
-    assert [a for a, _ in await _audit(db, org["id"])] == ["rule.create"]
+    assert [a for a, _ in await audit_trail(db, org["id"], "rule.%")] == ["rule.create"]
     assert len(published) == 1
 
 
@@ -221,7 +211,7 @@ async def test_reorder_rewrites_priorities_in_the_given_order(
     listed = (await api.call("GET", _rules(org))).body["rules"]
     assert [r["id"] for r in listed] == wanted
     assert published == [(uuid.UUID(org["id"]), ("rules",))]
-    action, changes = (await _audit(db, org["id"]))[-1]
+    action, changes = (await audit_trail(db, org["id"], "rule.%"))[-1]
     assert action == "rule.reorder"
     assert changes == {"ids": {"old": ids, "new": wanted}}
     # The other org's rule kept its priority.
@@ -247,7 +237,7 @@ async def test_with_the_broker_down_the_change_stands_and_the_reply_says_so(
     assert order.body["proxies"] == RELOAD_PENDING
     deleted = await api.call("DELETE", f"{_rules(org)}/{rule['id']}")
     assert (deleted.status, deleted.body["proxies"]) == (200, RELOAD_PENDING)
-    assert [a for a, _ in await _audit(db, org["id"])] == [
+    assert [a for a, _ in await audit_trail(db, org["id"], "rule.%")] == [
         "rule.create", "rule.update", "rule.reorder", "rule.delete"
     ]  # fmt: skip
 
