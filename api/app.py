@@ -19,7 +19,7 @@ from aiohttp import web
 
 from api import access
 from api.auth import auth_middleware
-from api.errors import ApiError
+from api.errors import ApiError, from_member_error
 from api.routes_keys import ROUTES_KEYS
 from api.routes_members import ROUTES_MEMBERS
 from api.routes_orgs import ROUTES_ORGS
@@ -44,6 +44,7 @@ from api.routes_table import (
 from api.settings import ApiSettings
 from lectr import notify
 from lectr.db import UNREACHABLE_ERRORS
+from lectr.members import MemberError
 from lectr.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,8 @@ async def error_middleware(
         return await handler(request)  # type: ignore[misc]
     except ApiError as exc:
         return exc.response()
+    except MemberError as exc:
+        return from_member_error(exc).response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

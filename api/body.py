@@ -4,8 +4,8 @@ Malformed JSON is ``invalid_json``; anything the model rejects (an unknown field
 wrong type, a value out of range) is ``invalid_request`` naming the first field at
 fault as a dotted path (``limits.rpm``, ``items.0``). A body over the app's
 ``client_max_size`` (1 MiB) makes aiohttp raise 413 while reading, which the error
-middleware answers as ``payload_too_large``. A NUL character in any string is
-``invalid_request`` naming its field, since Postgres cannot store one in text.
+middleware answers as ``payload_too_large``. A string Postgres cannot store (a NUL, a
+lone surrogate: :mod:`schema.text`) is ``invalid_request`` naming its field.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from api.errors import ApiError
+from schema.text import text_problem
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -46,28 +47,28 @@ def validate(model: type[M], data: object) -> M:
         field = ".".join(str(part) for part in first["loc"]) or None
         message = first["msg"] if field is None else f"{field}: {first['msg']}"
         raise ApiError("invalid_request", message, field=field) from None
-    at = _nul_at(data, ())
-    if at is not None:
+    found = _unstorable(data, ())
+    if found is not None:
+        at, problem = found
         field = ".".join(at) or None
-        message = f"{field or 'the body'}: contains a NUL character"
-        raise ApiError("invalid_request", message, field=field)
+        raise ApiError("invalid_request", f"{field or 'the body'}: {problem}", field=field)
     return validated
 
 
-def _nul_at(data: object, at: tuple[str, ...]) -> tuple[str, ...] | None:
-    """Where the first string (a value or an object key) holding a NUL is, else None."""
+def _unstorable(data: object, at: tuple[str, ...]) -> tuple[tuple[str, ...], str] | None:
+    """Where the first string (a value or an object key) Postgres would refuse is, and
+    why (:func:`schema.text.text_problem`), else None."""
     if isinstance(data, str):
-        return at if "\x00" in data else None
+        problem = text_problem(data)
+        return None if problem is None else (at, problem)
     if isinstance(data, dict):
         for key, value in data.items():
-            if "\x00" in key:
-                return at
-            found = _nul_at(value, (*at, key))
+            found = _unstorable(key, at) or _unstorable(value, (*at, key))
             if found is not None:
                 return found
     if isinstance(data, list):
         for index, value in enumerate(data):
-            found = _nul_at(value, (*at, str(index)))
+            found = _unstorable(value, (*at, str(index)))
             if found is not None:
                 return found
     return None

@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from lectr.members import MemberError
+
 # code -> (HTTP status, error type)
 CODES: dict[str, tuple[int, str]] = {
     "invalid_json": (400, "invalid_request_error"),
@@ -60,6 +62,12 @@ class ApiError(Exception):
             content_type="application/json",
             headers=self.headers,
         )
+
+
+def from_member_error(exc: MemberError) -> ApiError:
+    """A broken member or invite rule (:mod:`lectr.members`) as its error answer."""
+    code = "invalid_request" if exc.code == "invalid" else exc.code
+    return ApiError(code, str(exc), field=exc.field)
 
 
 def not_found(what: str = "not found") -> ApiError:

@@ -3,7 +3,9 @@
 The rules are :mod:`lectr.members` and :mod:`lectr.invites`, which ``lectr member``
 uses too: admins manage members and invites, only an owner makes, changes or removes
 an owner, and an org with owners keeps at least one. Each change and its audit row
-share one transaction. Proxies cache nothing about members, so nothing is published.
+share one transaction; a rule they break (:class:`lectr.members.MemberError`) becomes
+its error answer in the error middleware. Proxies cache nothing about members, so
+nothing is published.
 
 An invite is committed only once its email was handed to the SMTP server: the email is
 sent inside the invite's transaction, so a mail server that refuses or cannot be
@@ -52,11 +54,6 @@ from lectr.settings import redact_url
 log = logging.getLogger(__name__)
 
 _ORG = "/api/orgs/{org}"
-_CODES = {"invalid": "invalid_request"}
-
-
-def _api_error(exc: members.MemberError) -> ApiError:
-    return ApiError(_CODES.get(exc.code, exc.code), str(exc), field=exc.field)
 
 
 def _acting_role(who: Caller, org_id: uuid.UUID) -> str:
@@ -83,12 +80,9 @@ async def patch_member(request: web.Request) -> web.Response:
     body = await parse_body(request, MemberPatch)
     who = caller(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        try:
-            before, after = await members.change_role(
-                conn, org_id, member_id, body.role, acting_role=_acting_role(who, org_id)
-            )
-        except members.MemberError as exc:
-            raise _api_error(exc) from None
+        before, after = await members.change_role(
+            conn, org_id, member_id, body.role, acting_role=_acting_role(who, org_id)
+        )
         if before != after:
             role = {"old": before.role, "new": after.role}
             await audit.record(conn, who, org_id=org_id, action="member.update",
@@ -101,12 +95,9 @@ async def delete_member(request: web.Request) -> web.Response:
     org_id, member_id = path_uuid(request, "org"), path_uuid(request, "id")
     who = caller(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        try:
-            removed = await members.remove_member(
-                conn, org_id, member_id, acting_role=_acting_role(who, org_id)
-            )
-        except members.MemberError as exc:
-            raise _api_error(exc) from None
+        removed = await members.remove_member(
+            conn, org_id, member_id, acting_role=_acting_role(who, org_id)
+        )
         await audit.record(conn, who, org_id=org_id, action="member.remove",
                            object_type="org_member", object_id=member_id,
                            changes={"email": removed.email, "role": removed.role})  # fmt: skip
@@ -128,15 +119,12 @@ async def create_invite(request: web.Request) -> web.Response:
     membership = who.memberships.get(org_id)
     sent_at = now(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        try:
-            invite, token, replaced = await invites.create_invite(
-                conn, org_id, body.email, body.role,
-                pepper=settings.key_pepper, ttl=timedelta(hours=api_settings.invite_ttl_h),
-                now=sent_at, acting_role=_acting_role(who, org_id),
-                invited_by=None if membership is None else membership.member_id,
-            )  # fmt: skip
-        except members.MemberError as exc:
-            raise _api_error(exc) from None
+        invite, token, replaced = await invites.create_invite(
+            conn, org_id, body.email, body.role,
+            pepper=settings.key_pepper, ttl=timedelta(hours=api_settings.invite_ttl_h),
+            now=sent_at, acting_role=_acting_role(who, org_id),
+            invited_by=None if membership is None else membership.member_id,
+        )  # fmt: skip
         await audit.record(conn, who, org_id=org_id, action="invite.create",
                            object_type="org_invite", object_id=invite.id,
                            changes={"email": invite.email, "role": invite.role,
@@ -183,13 +171,10 @@ async def accept_invite(request: web.Request) -> web.Response:
     if who.operator or who.subject is None:
         raise ApiError("forbidden", "sign in as the invited user to accept an invite")
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        try:
-            accepted = await invites.accept_invite(
-                conn, body.token, pepper=request.app[SETTINGS].key_pepper, now=now(request),
-                oidc_subject=who.subject, email=who.email,
-            )  # fmt: skip
-        except members.MemberError as exc:
-            raise _api_error(exc) from None
+        accepted = await invites.accept_invite(
+            conn, body.token, pepper=request.app[SETTINGS].key_pepper, now=now(request),
+            oidc_subject=who.subject, email=who.email,
+        )  # fmt: skip
         member = accepted.member
         await audit.record(conn, who, org_id=accepted.org_id, action="invite.accept",
                            object_type="org_invite", object_id=accepted.invite.id,
