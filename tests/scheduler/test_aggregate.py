@@ -293,6 +293,23 @@ async def test_anomaly_detection_starts_once_the_org_has_48_hours_of_data(
     assert (seen[10]["requests"], seen[47]["requests"]) == (1, 0)
 
 
+async def test_a_rollup_with_a_short_histogram_does_not_stop_the_job(pool: asyncpg.Pool) -> None:
+    broken, fine = await new_org(pool), await new_org(pool)
+    await store(pool, [request(fine, H - HOUR)])
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO request_rollups (bucket_start, org_id, feature, provider, model,"
+            " status_class, request_count, latency_histogram)"
+            " VALUES ($1, $2, 'chat', 'openai', 'gpt-4o', '2xx', 3, '{3}')",
+            H - HOUR,
+            broken,
+        )
+    await aggregate.run(job_context(pool, NOW))
+    async with pool.acquire() as conn:
+        assert (await _data(conn, broken))["24h"]["requests"] == 3
+        assert (await _data(conn, fine))["24h"]["requests"] == 1
+
+
 async def test_pipeline_counts_drops_per_instance_across_restarts(pool: asyncpg.Pool) -> None:
     # A clock of its own, far from other tests' health rows (the figures are global).
     now = datetime(2033, 3, 10, 12, 30, tzinfo=UTC)
