@@ -15,6 +15,7 @@ import asyncpg
 
 from lectr import logs, member_commands, org_commands, stack_commands
 from lectr.db import DatabaseUnavailable
+from lectr.demo import command as demo_command
 from lectr.errors import CommandError
 from lectr.settings import Settings, SettingsError
 
@@ -26,6 +27,7 @@ HANDLERS: dict[str, Handler] = {
     "org": org_commands.run,
     "key": org_commands.run,
     "member": member_commands.run,
+    "demo": demo_command.run,
 }
 
 
@@ -38,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     stack_commands.add_parsers(commands)
     org_commands.add_parsers(commands)
     member_commands.add_parsers(commands)
+    demo_command.add_parsers(commands)
     return parser
 
 

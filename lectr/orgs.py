@@ -224,3 +224,33 @@ async def list_orgs(conn: asyncpg.Connection) -> list[OrgSummary]:
         )
         for r in rows
     ]
+
+
+# Tables whose rows name an org without a foreign key, so no cascade reaches them.
+UNLINKED_TABLES = ("request_logs", "request_rollups", "dashboard_summaries")
+# Tables emptied of the org's rows by the cascade from ``organizations`` that
+# :func:`delete_org` counts (the others, such as invites, are removed all the same).
+COUNTED_CASCADES = ("api_keys", "anomalies", "recommendations", "routing_rules", "org_members")
+
+
+async def delete_org(conn: asyncpg.Connection, org_id: uuid.UUID) -> dict[str, int] | None:
+    """Delete the organisation and all its data, request logs and rollups included (for
+    erasure requests and ``lectr demo --purge``), in one transaction.
+
+    Rows without a foreign key are deleted explicitly, everything else cascades from
+    ``organizations``. Returns the rows removed per table (:data:`UNLINKED_TABLES`, then
+    :data:`COUNTED_CASCADES`), or None when there is no such organisation."""
+    removed: dict[str, int] = {}
+    async with conn.transaction():
+        found = await conn.fetchval("SELECT id FROM organizations WHERE id = $1 FOR UPDATE", org_id)
+        if found is None:
+            return None
+        for table in COUNTED_CASCADES:
+            removed[table] = await conn.fetchval(
+                f"SELECT count(*) FROM {table} WHERE org_id = $1", org_id
+            )
+        for table in UNLINKED_TABLES:
+            status = await conn.execute(f"DELETE FROM {table} WHERE org_id = $1", org_id)
+            removed[table] = int(status.rsplit(" ", 1)[-1])
+        await conn.execute("DELETE FROM organizations WHERE id = $1", org_id)
+    return {table: removed[table] for table in (*UNLINKED_TABLES, *COUNTED_CASCADES)}

@@ -149,6 +149,7 @@ def _text(value: str, variable: str) -> str:
 # own variables with the same rules and errors through an :class:`EnvReader`.
 positive_int = _positive_int
 text = _text
+port = _port
 
 
 def positive_float(value: str, variable: str) -> float:
