@@ -1,6 +1,7 @@
 """The management API's aiohttp application: routes from one table, errors as JSON.
 
-Middlewares, outermost first: errors (every failure becomes ``{"error": {...}}``), then
+Middlewares, outermost first: errors (every failure becomes ``{"error": {...}}``), the
+dashboard's build (``api.static``: GET and HEAD outside ``/api/``, no credentials), then
 authentication (``api.auth``, skipped for public routes and for paths no route
 matches, so an unknown path is a 404 for anyone). Each handler is wrapped in the check
 its route's ``auth`` names, which runs before the handler does anything: the org's
@@ -20,6 +21,7 @@ from aiohttp import web
 from api import access
 from api.auth import auth_middleware
 from api.errors import ApiError, from_member_error
+from api.limiter import FailureLimiter
 from api.routes_keys import ROUTES_KEYS
 from api.routes_members import ROUTES_MEMBERS
 from api.routes_orgs import ROUTES_ORGS
@@ -28,20 +30,25 @@ from api.routes_public import ROUTES_ME, ROUTES_PUBLIC
 from api.routes_reads import ROUTES_READS
 from api.routes_requests import ROUTES_REQUESTS
 from api.routes_rules import ROUTES_RULES
+from api.routes_session import ROUTES_SESSION
 from api.routes_settings import ROUTES_SETTINGS
 from api.routes_table import (
     API_SETTINGS,
     CLOCK,
+    LIMITER,
     POOL,
     PUBLISHER,
     ROUTES,
+    SESSIONS,
     SETTINGS,
     Handler,
     Publisher,
     Route,
     path_uuid,
 )
+from api.session import Sessions
 from api.settings import ApiSettings
+from api.static import static_middleware
 from lectr import notify
 from lectr.db import UNREACHABLE_ERRORS
 from lectr.members import MemberError
@@ -52,6 +59,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 ALL_ROUTES: list[Route] = [
     *ROUTES_PUBLIC,
+    *ROUTES_SESSION,
     *ROUTES_ME,
     *ROUTES_ORGS,
     *ROUTES_READS,
@@ -93,11 +101,22 @@ def create_app(
             request.method == "HEAD" and ("GET", canonical) in public
         )
 
+    limiter = FailureLimiter(clock)
+    sessions = Sessions(settings, api_settings, clock)
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[
             error_middleware,
-            auth_middleware(settings, api_settings, pool, is_public=is_public, clock=clock),
+            static_middleware(api_settings),
+            auth_middleware(
+                settings,
+                api_settings,
+                pool,
+                is_public=is_public,
+                clock=clock,
+                limiter=limiter,
+                sessions=sessions,
+            ),
         ],
     )
     app[SETTINGS] = settings
@@ -106,6 +125,8 @@ def create_app(
     app[PUBLISHER] = publisher or broker_publisher(settings)
     app[ROUTES] = table
     app[CLOCK] = clock
+    app[LIMITER] = limiter
+    app[SESSIONS] = sessions
     for route in table:
         app.router.add_route(route.method, route.path, guarded(route))
     return app

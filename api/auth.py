@@ -4,18 +4,18 @@
 constant time) is an operator, unless operator access is off or the secret is the
 development default in production. Any other token must be an access token of
 ``LECTR_OIDC_ISSUER`` (:mod:`api.oidc`); its subject and email find the user's
-memberships (:mod:`api.users`). Failed attempts are counted per client address
-(``request.remote``; ``X-Forwarded-For`` is not trusted): after 10 in a minute the
-address gets 429 until that minute is over. Errors never echo the token.
+memberships (:mod:`api.users`). Without ``Authorization``, an operator's session cookie
+(:mod:`api.session`) signs in too; a change made with it also needs its CSRF token
+(403 ``csrf_failed`` without). Failed attempts are counted per client address
+(:mod:`api.limiter`): after 10 in a minute the address gets 429 until that minute is
+over. Errors never echo the token.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-import math
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -24,7 +24,9 @@ from aiohttp import web
 from api.access import CALLER, POOL
 from api.caller import Caller
 from api.errors import ApiError
+from api.limiter import FailureLimiter, client_address, too_many_attempts
 from api.oidc import OidcVerifier, TokenError, verified_email
+from api.session import COOKIE, CSRF_HEADER, SAFE_METHODS, Sessions
 from api.settings import ApiSettings
 from api.users import find_caller
 from lectr.settings import Settings
@@ -32,59 +34,6 @@ from lectr.settings import Settings
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-FAILURES_PER_WINDOW = 10
-WINDOW_S = 60.0
-MAX_TRACKED_ADDRESSES = 10_000
-
-
-class FailureLimiter:
-    """Failed attempts per client address in fixed windows that start at an address's
-    first failure. At most ``max_addresses`` are tracked: when full, windows that are
-    over are dropped first, then the oldest, so memory stays bounded under a flood of
-    addresses (at the price of forgetting the oldest counts)."""
-
-    def __init__(
-        self,
-        clock: Callable[[], float],
-        *,
-        limit: int = FAILURES_PER_WINDOW,
-        window_s: float = WINDOW_S,
-        max_addresses: int = MAX_TRACKED_ADDRESSES,
-    ) -> None:
-        self._clock = clock
-        self._limit = limit
-        self._window_s = window_s
-        self._max_addresses = max_addresses
-        self._windows: OrderedDict[str, tuple[float, int]] = OrderedDict()
-
-    def retry_after_s(self, address: str) -> int | None:
-        """Seconds until ``address`` may try again, or None when it may now."""
-        window = self._windows.get(address)
-        if window is None:
-            return None
-        started, failures = window
-        left_s = started + self._window_s - self._clock()
-        if left_s <= 0:
-            del self._windows[address]
-            return None
-        return max(1, math.ceil(left_s)) if failures >= self._limit else None
-
-    def fail(self, address: str) -> None:
-        now = self._clock()
-        started, failures = self._windows.get(address, (now, 0))
-        if now - started >= self._window_s:
-            started, failures = now, 0
-        self._windows[address] = (started, failures + 1)
-        self._windows.move_to_end(address)
-        if len(self._windows) > self._max_addresses:
-            self._evict(now)
-
-    def _evict(self, now: float) -> None:
-        for address in [a for a, (s, _) in self._windows.items() if now - s >= self._window_s]:
-            del self._windows[address]
-        while len(self._windows) > self._max_addresses:
-            self._windows.popitem(last=False)
 
 
 def bearer_token(request: web.Request) -> str:
@@ -145,11 +94,15 @@ def auth_middleware(
     is_public: Callable[[web.Request], bool],
     clock: Callable[[], float] = time.time,
     verifier: OidcVerifier | None = None,
+    limiter: FailureLimiter | None = None,
+    sessions: Sessions | None = None,
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     """Middleware that sets ``request[api.access.CALLER]`` on every request ``is_public`` does not
-    let through, or raises :class:`ApiError` 401 (no or bad credentials) or 429 (too
-    many failures from this address). ``clock`` paces the failure limit and JWKS
-    refetches; ``verifier`` replaces the one built from ``api_settings``."""
+    let through, or raises :class:`ApiError` 401 (no or bad credentials), 403 (a change
+    by session cookie without its CSRF token) or 429 (too many failures from this
+    address). ``clock`` paces the failure limit, JWKS refetches and sessions;
+    ``verifier`` replaces the one built from ``api_settings``; ``limiter`` and
+    ``sessions`` are shared with ``/api/session`` (new ones when not given)."""
     if verifier is None and api_settings.oidc_issuer and api_settings.oidc_audience:
         verifier = OidcVerifier(
             api_settings.oidc_issuer,
@@ -159,24 +112,38 @@ def auth_middleware(
             clock=clock,
         )
     authenticator = Authenticator(settings, api_settings, pool, verifier)
-    limiter = FailureLimiter(clock)
+    limiter = limiter or FailureLimiter(clock)
+    sessions = sessions or Sessions(settings, api_settings, clock)
+
+    async def by_session(request: web.Request, handler: Handler, cookie: str) -> web.StreamResponse:
+        session = sessions.authenticate(request, limiter, cookie)
+        if request.method not in SAFE_METHODS and not sessions.csrf_matches(
+            session.sid, request.headers.get(CSRF_HEADER)
+        ):
+            raise ApiError(
+                "csrf_failed",
+                f"a change signed in by the session cookie needs its {CSRF_HEADER} header",
+            )
+        request[CALLER] = Caller(operator=True, session=True)
+        request[POOL] = pool
+        response = await handler(request)
+        renewed = sessions.renewed(session)
+        if renewed is not None and not response.prepared:
+            response.headers.add("Set-Cookie", sessions.cookie(request, renewed))
+        return response
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         if is_public(request):
             return await handler(request)
-        address = request.remote or "unknown"
-        wait_s = limiter.retry_after_s(address)
-        if wait_s is not None:
-            raise ApiError(
-                "too_many_attempts",
-                f"too many failed sign-in attempts; retry in {wait_s} s",
-                headers={"Retry-After": str(wait_s)},
-            )
+        too_many_attempts(limiter, request)
+        cookie = request.cookies.get(COOKIE)
+        if "Authorization" not in request.headers and cookie:
+            return await by_session(request, handler, cookie)
         token = bearer_token(request)
         caller = await authenticator.caller(token)
         if caller is None:
-            limiter.fail(address)
+            limiter.fail(client_address(request))
             raise ApiError(
                 "unauthorized",
                 "invalid credentials",

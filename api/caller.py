@@ -1,4 +1,5 @@
-"""Who is calling: an operator (the admin secret) or a dashboard user (an OIDC token).
+"""Who is calling: an operator (the admin secret, or a session cookie signed in with it)
+or a dashboard user (an OIDC token).
 
 The auth middleware (``api.auth``) puts a :class:`Caller` on every request that is not
 public, as ``request["caller"]``; handlers ask :mod:`api.access` what it may do in an org.
@@ -21,12 +22,15 @@ class Membership:
 class Caller:
     """``operator``: signed in with the admin secret. Otherwise a user known by the
     token's ``subject`` (and ``email`` when known), member of the orgs in
-    ``memberships`` (org id -> membership), loaded when the request was authenticated."""
+    ``memberships`` (org id -> membership), loaded when the request was authenticated.
+    ``session``: authenticated by the browser session cookie (:mod:`api.session`), not
+    by a bearer token."""
 
     operator: bool
     subject: str | None = None
     email: str | None = None
     memberships: dict[uuid.UUID, Membership] = field(default_factory=dict)
+    session: bool = False
 
     @property
     def actor(self) -> str:

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from api.schemas_rules import DryRun, DryRunModel, RuleCreate
+from api.schemas_rules import DryRun, DryRunModel, RuleCreate, RuleDraft
 from schema.prices import CURRENT_PRICES_SQL, Price, money, price_keys
 
 WINDOW = timedelta(days=7)
@@ -83,10 +83,12 @@ def window(now: datetime) -> tuple[datetime, datetime]:
 _EARLIER_RULES_SQL = """
 SELECT match_feature, match_task, match_provider, match_model FROM routing_rules
 WHERE org_id = $1 AND enabled AND ($2::int IS NULL OR priority <= $2)
+  AND ($3::uuid IS NULL OR id <> $3)
 ORDER BY priority, created_at, id
 """
 # A draft with a priority comes after every enabled rule with that number or a lower one
 # (a rule saved now would: ties go to the older rule); without one, after all of them.
+# A draft that edits a rule (``replaces``) takes that rule's place, so it is left out.
 _GROUPS_SQL = """
 SELECT feature, provider, model, task_type, sum(request_count)::bigint AS requests,
        sum(input_tokens)::bigint AS input_tokens, sum(cached_tokens)::bigint AS cached_tokens,
@@ -98,11 +100,12 @@ GROUP BY feature, provider, model, task_type
 
 
 async def dry_run(
-    conn: asyncpg.Connection, org_id: uuid.UUID, draft: RuleCreate, now: datetime
+    conn: asyncpg.Connection, org_id: uuid.UUID, draft: RuleDraft, now: datetime
 ) -> DryRun:
     start, end = window(now)
     earlier = [
-        StoredRule(**dict(r)) for r in await conn.fetch(_EARLIER_RULES_SQL, org_id, draft.priority)
+        StoredRule(**dict(r))
+        for r in await conn.fetch(_EARLIER_RULES_SQL, org_id, draft.priority, draft.replaces)
     ]
     groups = await conn.fetch(_GROUPS_SQL, org_id, start, end)
     prices = {

@@ -21,6 +21,7 @@ CODES: dict[str, tuple[int, str]] = {
     "invalid_request": (400, "invalid_request_error"),
     "unauthorized": (401, "authentication_error"),
     "forbidden": (403, "permission_error"),
+    "csrf_failed": (403, "permission_error"),
     "not_found": (404, "not_found_error"),
     "method_not_allowed": (405, "invalid_request_error"),
     "conflict": (409, "conflict_error"),

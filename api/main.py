@@ -20,6 +20,7 @@ from aiohttp import web
 
 from api.app import create_app
 from api.settings import ApiSettings
+from api.static import missing_build
 from lectr.db import close_pool, create_pool
 from lectr.errors import CommandError
 from lectr.settings import Settings
@@ -41,6 +42,9 @@ def run(settings: Settings, argv: list[str]) -> int:
     api_settings = ApiSettings.from_env()
     for problem in api_settings.problems(settings):
         log.warning("%s", problem)
+    missing = missing_build(api_settings)
+    if missing is not None:
+        log.warning("%s", missing)
     return asyncio.run(serve(settings, api_settings))
 
 

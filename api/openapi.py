@@ -4,12 +4,18 @@ Bodies come from the routes' pydantic models (``model_json_schema``, referenced 
 ``components/schemas``); every route lists the error answers it can give, in the one
 error shape. Nothing is written by hand per route, so the document and the router
 cannot drift apart (``tests/api/test_openapi.py`` compares them).
+
+``python -m api.openapi`` prints the document of the full route table (the dashboard's
+build makes its TypeScript types from it).
 """
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from functools import cache
+from importlib import metadata
 from typing import Any
 
 from pydantic import BaseModel
@@ -23,7 +29,7 @@ _PATH_PARAM = re.compile(r"\{(\w+)\}")
 _ERROR_TEXT = {
     400: "Malformed JSON, or a field at fault (named in error.field)",
     401: "No or bad credentials",
-    403: "Allowed to see the org, not to do this",
+    403: "Not allowed: a role too low, operator sign-in off, or no valid X-CSRF-Token",
     404: "No such route, organisation or object (or not the caller's)",
     409: "Conflicts with the current state (a duplicate name, a used invite, the last owner)",
     413: "The body is larger than 1 MiB",
@@ -58,7 +64,11 @@ def _document(routes: tuple[Route, ...], version: str) -> dict[str, Any]:
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "LECTR_ADMIN_SECRET (operators) or an OIDC access token",
+                    "description": (
+                        "LECTR_ADMIN_SECRET (operators) or an OIDC access token. Browsers of "
+                        "operators may send the lectr_session cookie of POST /api/session "
+                        "instead, with X-CSRF-Token on every change"
+                    ),
                 }
             },
         },
@@ -147,6 +157,26 @@ def _error_statuses(route: Route) -> list[int]:
         statuses.append(400)
     if route.request_model is not None:
         statuses += [413]
-    if route.request_model is not None and route.method in ("POST", "PATCH", "PUT"):
+    writes = route.method in ("POST", "PATCH", "PUT")
+    if route.request_model is not None and writes and route.auth != "public":
         statuses.append(409)
     return sorted(set(statuses).union(route.errors))
+
+
+def installed_version() -> str:
+    try:
+        return metadata.version("lectr")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def main() -> None:
+    # Imported here: api.app imports this module (through the routes).
+    from api.app import ALL_ROUTES
+
+    text = json.dumps(document(ALL_ROUTES, installed_version()), indent=2, sort_keys=True)
+    sys.stdout.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -32,10 +32,9 @@ from lectr import orgs
 from schema.control import CACHES
 
 _ORG_COLUMNS = ", ".join(Org.model_fields)
+
+
 # The tables whose rows name an org without a foreign key (so no cascade reaches them).
-_UNLINKED_TABLES = ("request_logs", "request_rollups", "dashboard_summaries")
-
-
 async def _org_row(
     conn: asyncpg.Connection, org_id: uuid.UUID, *, lock: bool = False
 ) -> dict[str, Any]:
@@ -91,14 +90,11 @@ async def patch(request: web.Request) -> web.Response:
 
 
 async def delete(request: web.Request) -> web.Response:
-    """The org and all its data, for erasure requests. Rows without a foreign key are
-    deleted explicitly; everything else cascades from ``organizations``."""
+    """The org and all its data, for erasure requests (:func:`lectr.orgs.delete_org`)."""
     org_id = path_uuid(request, "org")
     async with request.app[POOL].acquire() as conn, conn.transaction():
         org = await _org_row(conn, org_id, lock=True)
-        for table in _UNLINKED_TABLES:
-            await conn.execute(f"DELETE FROM {table} WHERE org_id = $1", org_id)
-        await conn.execute("DELETE FROM organizations WHERE id = $1", org_id)
+        await orgs.delete_org(conn, org_id)
         await audit.record(conn, caller(request), org_id=org_id, action="org.delete",
                            object_type="organization", object_id=org_id,
                            changes={"name": org["name"]})  # fmt: skip

@@ -4,7 +4,6 @@ in) and ``/api/me``."""
 from __future__ import annotations
 
 import asyncio
-from importlib import metadata
 
 from aiohttp import web
 
@@ -30,7 +29,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def openapi_document(request: web.Request) -> web.Response:
-    return web.json_response(openapi.document(request.app[ROUTES], _version()))
+    return web.json_response(openapi.document(request.app[ROUTES], openapi.installed_version()))
 
 
 async def config(request: web.Request) -> web.Response:
@@ -44,7 +43,14 @@ async def config(request: web.Request) -> web.Response:
             audience=api_settings.oidc_audience,
         )
     operator = api_settings.operator_secret(request.app[SETTINGS]) is not None
-    return reply(PublicConfig(oidc=oidc, operator_sign_in=operator, version=_version()))
+    return reply(
+        PublicConfig(
+            oidc=oidc,
+            operator_sign_in=operator,
+            proxy_url=api_settings.client_proxy_url(request.app[SETTINGS]),
+            version=openapi.installed_version(),
+        )
+    )
 
 
 async def me(request: web.Request) -> web.Response:
@@ -61,13 +67,6 @@ async def me(request: web.Request) -> web.Response:
             rows = [{**dict(r), "role": who.memberships[r["id"]].role} for r in rows]
     orgs = sorted((MyOrg.model_validate(dict(r)) for r in rows), key=lambda o: o.name)
     return reply(Me(operator=who.operator, email=who.email, orgs=orgs))
-
-
-def _version() -> str:
-    try:
-        return metadata.version("lectr")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 ROUTES_PUBLIC = [

@@ -27,6 +27,7 @@ from api.schemas_rules import (
     RuleChanged,
     RuleCreate,
     RuleDeleted,
+    RuleDraft,
     RuleList,
     RuleOrder,
     RulePatch,
@@ -172,7 +173,7 @@ async def reorder(request: web.Request) -> web.Response:
 
 async def dry_run_draft(request: web.Request) -> web.Response:
     org_id = path_uuid(request, "org")
-    draft = await parse_body(request, RuleCreate)
+    draft = await parse_body(request, RuleDraft)
     async with request.app[POOL].acquire() as conn:
         result = await dry_run(conn, org_id, draft, datetime.now(UTC))
     return reply(result)
@@ -198,7 +199,7 @@ ROUTES_RULES = [
     Route("POST", f"{_RULES}/dry-run", dry_run_draft,
           "What a draft rule would have matched over the last 7 days of rollups, and the "
           "cost before and after at current prices, per model", "admin",
-          request_model=RuleCreate, response_model=DryRun),
+          request_model=RuleDraft, response_model=DryRun),
     Route("GET", f"{_RULES}/{{id}}", get_rule, "One routing rule", "viewer",
           response_model=Rule),
     Route("PATCH", f"{_RULES}/{{id}}", patch,

@@ -42,7 +42,11 @@ from api.schemas_settings import (
 )
 
 _ORG = "/api/orgs/{org}"
-_SETTINGS_COLUMNS = ", ".join(OrgSettings.model_fields)
+_SETTINGS_COLUMNS = ", ".join(
+    [*(f for f in OrgSettings.model_fields if f != "azure_configured"),
+     "EXISTS (SELECT 1 FROM provider_configs p WHERE p.org_id = organizations.id"
+     " AND p.provider = 'azure') AS azure_configured"]
+)  # fmt: skip
 _AZURE_COLUMNS = "endpoint, api_version, deployments, updated_at"
 
 

@@ -20,6 +20,8 @@ from pydantic import BaseModel
 from api.access import caller_of
 from api.caller import Caller
 from api.errors import not_found
+from api.limiter import FailureLimiter
+from api.session import Sessions
 from api.settings import ApiSettings
 from lectr.settings import Settings
 
@@ -36,6 +38,9 @@ PUBLISHER: web.AppKey[Publisher] = web.AppKey("publisher")
 ROUTES: web.AppKey[list[Route]] = web.AppKey("routes")
 # Seconds since the epoch: the time the API goes by (tests replace it).
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+# Failed sign-ins per address, shared by bearer tokens, session cookies and sign-in.
+LIMITER = web.AppKey("limiter", FailureLimiter)
+SESSIONS = web.AppKey("sessions", Sessions)
 
 # What the response says when the proxies could not be told about a change.
 RELOAD_PENDING = "reload pending: they pick the change up at their next full reload"

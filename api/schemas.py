@@ -45,6 +45,10 @@ class OrgPatch(RequestModel):
     max_concurrent_streams: PositiveLimit | None = None
 
 
+class SessionCreate(RequestModel):
+    secret: str = Field(min_length=1, description="LECTR_ADMIN_SECRET")
+
+
 class SummaryQuery(RequestModel):
     period: Literal["24h", "7d", "30d"] = "24h"
 
@@ -85,7 +89,18 @@ class OidcConfig(ResponseModel):
 class PublicConfig(ResponseModel):
     oidc: OidcConfig | None = Field(description="null when OIDC sign-in is not configured")
     operator_sign_in: bool
+    proxy_url: str = Field(description="the proxy's address as clients reach it")
     version: str
+
+
+class SessionInfo(ResponseModel):
+    operator: Literal[True]
+    csrf_token: str = Field(description="send it as X-CSRF-Token with every change")
+    expires_at: datetime = Field(description="when the session ends unless renewed")
+
+
+class SessionState(ResponseModel):
+    session: SessionInfo | None = Field(description="null when the browser has no session cookie")
 
 
 class MyOrg(ResponseModel):

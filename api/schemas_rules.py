@@ -123,6 +123,16 @@ class RuleDeleted(ResponseModel):
     proxies: str | None = _PROXIES
 
 
+class RuleDraft(RuleCreate):
+    """A draft to dry-run: a new rule, or with ``replaces`` an edit of an existing one."""
+
+    replaces: Annotated[uuid.UUID, Field(strict=False)] | None = Field(
+        default=None,
+        description="the id of the rule this draft edits: that rule is left out of the rules "
+        "tried before the draft",
+    )
+
+
 class DryRunModel(ResponseModel):
     model: str = Field(description="the model the requests were sent for ('' when unknown)")
     requests: int

@@ -168,6 +168,16 @@ class OrgSettings(ResponseModel):
     p95_latency_threshold_ms: int
     alert_recipients: list[str]
     alert_webhooks: list[str]
+    rate_limit_rpm: int | None = Field(
+        description="requests per minute per proxy process (null: unlimited); set by an "
+        "operator (PATCH /api/orgs/{org})"
+    )
+    max_concurrent_streams: int | None = Field(
+        description="open streams per proxy process (null: unlimited); set by an operator"
+    )
+    azure_configured: bool = Field(
+        description="whether GET .../providers/azure has a configuration (else it is 404)"
+    )
 
 
 # Azure

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from lectr.mail import MailSettings
@@ -18,12 +19,15 @@ from lectr.settings import (
     EnvReader,
     Settings,
     SettingsError,
+    http_url,
     positive_float,
     positive_int,
     text,
 )
 
 ENVIRONMENTS = ("development", "production")
+# The dashboard's build in the source tree (``make dashboard`` writes it).
+SOURCE_DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "dist"
 _SWITCH = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 
 
@@ -63,6 +67,11 @@ def _leeway(value: str, variable: str) -> int:
     return seconds
 
 
+def _directory(value: str, variable: str) -> Path:
+    """A directory path; it need not exist yet (the API says the build is missing)."""
+    return Path(value.strip()).expanduser()
+
+
 def _suffixes(value: str, variable: str) -> tuple[str, ...]:
     """Comma-separated host suffixes, each starting with a dot (so ``.openai.azure.com``
     cannot be met by ``evilopenai.azure.com``)."""
@@ -88,6 +97,12 @@ class ApiSettings:
     ``azure_endpoint_suffixes``: an org's Azure endpoint host must end with one of them.
     ``invite_ttl_h``: hours an invite works (``LECTR_INVITE_TTL_H``). ``mail``: the SMTP
     server invites go out through, the one the scheduler sends alerts with.
+    ``session_ttl_min``: minutes an operator's browser session lasts without a request
+    (``LECTR_SESSION_TTL_MIN``; sliding, never past 12 h after signing in).
+    ``dashboard_dir``: the dashboard's build the API serves (``LECTR_DASHBOARD_DIR``;
+    default ``dashboard/dist`` of the source tree). ``proxy_url``: the proxy's address as
+    clients reach it, shown in the dashboard's client snippets (``LECTR_PROXY_URL``;
+    default ``http://LECTR_HOST:LECTR_PROXY_PORT``, see :meth:`client_proxy_url`).
     """
 
     env: str = "development"
@@ -100,6 +115,9 @@ class ApiSettings:
     azure_endpoint_suffixes: tuple[str, ...] = (".openai.azure.com", ".cognitiveservices.azure.com")
     invite_ttl_h: int = 72
     mail: MailSettings = field(default_factory=MailSettings)
+    session_ttl_min: int = 60
+    dashboard_dir: Path = SOURCE_DASHBOARD_DIR
+    proxy_url: str | None = None
 
     @property
     def production(self) -> bool:
@@ -124,12 +142,24 @@ class ApiSettings:
             ),
             invite_ttl_h=read("LECTR_INVITE_TTL_H", d.invite_ttl_h, positive_int),
             mail=MailSettings.from_env(environ),
+            session_ttl_min=read("LECTR_SESSION_TTL_MIN", d.session_ttl_min, positive_int),
+            dashboard_dir=read("LECTR_DASHBOARD_DIR", d.dashboard_dir, _directory),
+            proxy_url=read("LECTR_PROXY_URL", d.proxy_url, http_url),
         )
         if built.oidc_issuer and not built.oidc_audience:
             # Without an audience, any token the issuer signs for another application
             # would open the API.
             raise SettingsError("LECTR_OIDC_AUDIENCE", "required when LECTR_OIDC_ISSUER is set")
         return built
+
+    def client_proxy_url(self, settings: Settings) -> str:
+        """Where clients send requests: ``LECTR_PROXY_URL``, else the proxy's own
+        address (``127.0.0.1`` when it listens on every interface)."""
+        if self.proxy_url:
+            return self.proxy_url.rstrip("/")
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{settings.proxy_port}"
 
     def operator_secret(self, settings: Settings) -> str | None:
         """The secret operators sign in with, or None when operator access is off:
@@ -153,8 +183,8 @@ class ApiSettings:
                 found.append("LECTR_ADMIN_SECRET is the development default; set it in production")
         if self.oidc_issuer is None:
             found.append("LECTR_OIDC_ISSUER is not set: dashboard users cannot sign in")
-        if self.mail.url is None:
-            found.append("LECTR_SMTP_URL is not set: invites cannot be sent")
         elif self.production and not self.oidc_issuer.startswith("https://"):
             found.append("LECTR_OIDC_ISSUER is not https: its keys can be tampered with in transit")
+        if self.mail.url is None:
+            found.append("LECTR_SMTP_URL is not set: invites cannot be sent")
         return found

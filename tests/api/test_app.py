@@ -47,6 +47,7 @@ async def test_config_without_oidc(api: ApiClient) -> None:
     assert reply.status == 200
     assert reply.body["oidc"] is None
     assert reply.body["operator_sign_in"] is True
+    assert reply.body["proxy_url"] == f"http://127.0.0.1:{api.settings.proxy_port}"
     assert isinstance(reply.body["version"], str) and reply.body["version"]
 
 
@@ -56,6 +57,7 @@ async def test_config_with_oidc_and_operator_access_off(start_api: StartApi) -> 
         oidc_issuer="https://tenant.example.auth0.com/",
         oidc_audience="https://lectr.example/api",
         oidc_client_id="dashboard-client",
+        proxy_url="https://llm.example.com/",
     )
     api = await start_api(api_settings=api_settings)
     reply = await api.call("GET", "/api/config", anonymous=True)
@@ -65,6 +67,7 @@ async def test_config_with_oidc_and_operator_access_off(start_api: StartApi) -> 
         "audience": "https://lectr.example/api",
     }
     assert reply.body["operator_sign_in"] is False
+    assert reply.body["proxy_url"] == "https://llm.example.com"
 
 
 @pytest.mark.parametrize(("method", "path"), [("GET", "/api/me"), ("GET", "/api/orgs"),

@@ -6,6 +6,7 @@ Apps, the local OIDC issuer and test keys come from :mod:`tests.api.test_oidc`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from api.auth import FailureLimiter
 from api.settings import ApiSettings
 from lectr.db import asyncpg_dsn
+from lectr.mail import MailSettings
 from lectr.orgs import create_org
 from lectr.settings import DEV_ADMIN_SECRET, DEV_KEY_PEPPER, Settings
 from tests.api.test_oidc import ADMIN_SECRET, AUDIENCE, Apps, Clock, Issuer, get_as
@@ -128,6 +130,19 @@ async def test_problems_warn_about_the_dev_secret_in_production() -> None:
     assert ApiSettings(env="production", operator_api=False).problems(Settings()) == [
         "LECTR_OIDC_ISSUER is not set: dashboard users cannot sign in",
         "LECTR_SMTP_URL is not set: invites cannot be sent",
+    ]
+
+
+def test_problems_with_mail_set_still_check_the_issuer() -> None:
+    mail = MailSettings(url="smtp://127.0.0.1:2525")
+    real = Settings(admin_secret=ADMIN_SECRET)
+    production = ApiSettings(env="production", mail=mail)
+    assert production.problems(real) == [
+        "LECTR_OIDC_ISSUER is not set: dashboard users cannot sign in"
+    ]
+    plain = dataclasses.replace(production, oidc_issuer="http://idp.test/", oidc_audience="a")
+    assert plain.problems(real) == [
+        "LECTR_OIDC_ISSUER is not https: its keys can be tampered with in transit"
     ]
 
 

@@ -3,7 +3,10 @@ errors from the same models."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 
 from aiohttp import web
 
@@ -73,3 +76,18 @@ async def test_bodies_refer_to_schemas_that_exist_and_errors_use_the_error_shape
 def test_each_route_is_registered_once() -> None:
     keys = [(r.method, r.path) for r in ALL_ROUTES]
     assert len(keys) == len(set(keys))
+
+
+def test_python_m_api_openapi_prints_the_whole_document() -> None:
+    """What the dashboard's build makes its TypeScript types from."""
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "api.openapi"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    document = json.loads(result.stdout)
+    assert result.stdout == json.dumps(document, indent=2, sort_keys=True) + "\n"
+    assert result.stderr == ""
+    assert document["openapi"].startswith("3.1")
+    assert set(document["paths"]["/api/session"]) == {"get", "post", "delete"}
+    described = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
+    assert described == {(r.method, r.path) for r in ALL_ROUTES}

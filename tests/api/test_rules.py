@@ -418,6 +418,17 @@ async def _check_dry_run(
     assert [m["model"] for m in reply.body["by_model"]] == [big, dated_small]
     assert reply.body["matched_requests"] == 17
 
+    # Editing the priority-5 rule: with ``replaces`` it is not tried before its own draft,
+    # so the draft in its place takes the mystery requests back.
+    summarise = next(r for r in (await api.call("GET", _rules(org))).body["rules"]
+                     if r["priority"] == 5)  # fmt: skip
+    edit = {**draft, "priority": 5, "replaces": summarise["id"]}
+    reply = await api.call("POST", f"{_rules(org)}/dry-run", json=edit)
+    assert reply.status == 200, reply.body
+    assert reply.body["matched_requests"] == 21
+    reply = await api.call("POST", f"{_rules(org)}/dry-run", json={**edit, "replaces": None})
+    assert reply.body["matched_requests"] == 17
+
     # A dry run changes nothing.
     assert await db.fetchval("SELECT count(*) FROM routing_rules WHERE org_id = $1", org_id) == 3
     assert await db.fetchval("SELECT count(*) FROM audit_log WHERE org_id = $1", org_id) == before

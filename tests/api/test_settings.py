@@ -56,7 +56,14 @@ async def test_settings_read_change_and_audit_without_webhook_urls(
     before = await api.call("GET", path)
     assert before.status == 200
     assert before.body == {"id": org["id"], "name": org["name"], "p95_latency_threshold_ms": 5000,
-                           "alert_recipients": [], "alert_webhooks": []}  # fmt: skip
+                           "alert_recipients": [], "alert_webhooks": [],
+                           "rate_limit_rpm": None, "max_concurrent_streams": None,
+                           "azure_configured": False}  # fmt: skip
+    # The limits are read here, set by operators on the org itself.
+    await api.call("PATCH", f"/api/orgs/{org['id']}", json={"rate_limit_rpm": 120})
+    assert (await api.call("GET", path)).body["rate_limit_rpm"] == 120
+    refused = await api.call("PATCH", path, json={"rate_limit_rpm": 5})
+    assert (refused.status, refused.body["error"]["field"]) == (400, "rate_limit_rpm")
 
     new_name = org_name()
     change = {"name": new_name, "p95_latency_threshold_ms": 1200,
@@ -160,6 +167,8 @@ async def test_azure_is_404_until_set_then_read_replaced_told_and_audited(
     assert (await api.call("GET", path)).body == {
         k: v for k, v in put.body.items() if k != "proxies"
     }
+    settings = await api.call("GET", f"/api/orgs/{org['id']}/settings")
+    assert settings.body["azure_configured"] is True
     row = await db.fetchrow(
         "SELECT endpoint, api_version, deployments FROM provider_configs "
         "WHERE org_id = $1::uuid AND provider = 'azure'",
