@@ -26,5 +26,8 @@ export default defineConfig({
     setupFiles: ["./src/test/setup.ts"],
     css: false,
     restoreMocks: true,
+    // Pages render lazily and forms are typed key by key: the 5 s default is tight when
+    // the machine is busy (CI runs the whole suite at once).
+    testTimeout: 20_000,
   },
 });

@@ -118,13 +118,31 @@ def amqp_url(request: pytest.FixtureRequest) -> str:
     )
 
 
-@pytest.fixture(scope="session")
-def database_url(postgres_server_url: str, run_id: str) -> Iterator[str]:
-    """This session's own database, migrated to head, dropped at the end."""
-    url = with_database(postgres_server_url, f"lectr_test_{run_id}")
+def migrated_database(server_url: str, name: str) -> Iterator[str]:
+    """A database ``name`` on the server, migrated to head; dropped when closed."""
+    url = with_database(server_url, name)
     migrations.migrate(url)
     yield url
     asyncio.run(drop_database(url))
+
+
+def broker_topology(amqp_url: str, prefix: str) -> Iterator[BrokerNames]:
+    """Broker names under ``prefix``; everything under them is deleted when closed."""
+    names = BrokerNames(prefix=prefix)
+    yield names
+
+    async def cleanup() -> None:
+        connection = await aio_pika.connect(amqp_url)
+        async with connection, connection.channel() as channel:
+            await delete_topology(channel, names)
+
+    asyncio.run(cleanup())
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url: str, run_id: str) -> Iterator[str]:
+    """This session's own database, migrated to head, dropped at the end."""
+    yield from migrated_database(postgres_server_url, f"lectr_test_{run_id}")
 
 
 @pytest.fixture
@@ -138,15 +156,7 @@ def scratch_database_url(postgres_server_url: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def broker_names(amqp_url: str, run_id: str) -> Iterator[BrokerNames]:
     """This session's broker names; everything under them is deleted at the end."""
-    names = BrokerNames(prefix=f"lectr_test_{run_id}")
-    yield names
-
-    async def cleanup() -> None:
-        connection = await aio_pika.connect(amqp_url)
-        async with connection, connection.channel() as channel:
-            await delete_topology(channel, names)
-
-    asyncio.run(cleanup())
+    yield from broker_topology(amqp_url, f"lectr_test_{run_id}")
 
 
 @pytest.fixture

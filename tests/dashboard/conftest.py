@@ -35,15 +35,18 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aio_pika
 import asyncpg
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from lectr import migrations
-from lectr.broker import BrokerNames, delete_topology
-from lectr.db import asyncpg_dsn, drop_database, with_database
-from tests.conftest import DELIVERY_LIMIT, REPLAY_MAX_AGE
+from lectr.broker import BrokerNames
+from lectr.db import asyncpg_dsn
+from tests.conftest import (
+    DELIVERY_LIMIT,
+    REPLAY_MAX_AGE,
+    broker_topology,
+    migrated_database,
+)
 from tests.support.cli import LECTR
 from tests.support.oidc_issuer import OidcIssuer, User
 from tests.support.processes import free_port
@@ -165,23 +168,12 @@ def background() -> Iterator[BackgroundLoop]:
 
 @pytest.fixture(scope="session")
 def dashboard_database_url(postgres_server_url: str, run_id: str) -> Iterator[str]:
-    url = with_database(postgres_server_url, f"lectr_dash_{run_id}")
-    migrations.migrate(url)
-    yield url
-    asyncio.run(drop_database(url))
+    yield from migrated_database(postgres_server_url, f"lectr_dash_{run_id}")
 
 
 @pytest.fixture(scope="session")
 def dashboard_broker(amqp_url: str, broker_names: BrokerNames) -> Iterator[BrokerNames]:
-    names = BrokerNames(prefix=f"{broker_names.prefix}_dash")
-    yield names
-
-    async def cleanup() -> None:
-        connection = await aio_pika.connect(amqp_url)
-        async with connection, connection.channel() as channel:
-            await delete_topology(channel, names)
-
-    asyncio.run(cleanup())
+    yield from broker_topology(amqp_url, f"{broker_names.prefix}_dash")
 
 
 def _wait_for_api(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:

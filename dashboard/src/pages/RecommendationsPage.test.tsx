@@ -1,12 +1,10 @@
 import { screen, waitFor, within } from "@testing-library/react";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Schemas } from "../api/types";
 import { apiError, mockApi, pending } from "../test/mockApi";
 import { currentLocation, makeMe, renderWithProviders } from "../test/render";
 import RecommendationsPage, { evidenceOf, monthlySaving } from "./RecommendationsPage";
 
-// Interaction-heavy tests: the default 5 s is tight on a loaded machine.
-vi.setConfig({ testTimeout: 20_000 });
 
 type Recommendation = Schemas["Recommendation"];
 

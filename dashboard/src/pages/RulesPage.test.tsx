@@ -1,5 +1,5 @@
 import { fireEvent, screen, waitFor, within } from "@testing-library/react";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Schemas } from "../api/types";
 import { apiError, mockApi, pending, reply } from "../test/mockApi";
 import { currentLocation, makeMe, renderWithProviders } from "../test/render";
@@ -7,8 +7,6 @@ import { ruleLink } from "./RecommendationsPage";
 import RulesPage from "./RulesPage";
 import { fill } from "./settings/testUtils";
 
-// Interaction-heavy tests: the default 5 s is tight on a loaded machine.
-vi.setConfig({ testTimeout: 20_000 });
 
 type Rule = Schemas["Rule"];
 

@@ -1,12 +1,10 @@
 import { screen, within } from "@testing-library/react";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { apiError, mockApi, pending } from "../test/mockApi";
 import { makeMe, renderWithProviders } from "../test/render";
 import SettingsPage from "./SettingsPage";
 import { settingsRoutes } from "./settings/testData";
 
-// Interaction-heavy tests: the default 5 s is tight on a loaded machine.
-vi.setConfig({ testTimeout: 20_000 });
 
 const ROUTE = "/orgs/o1/settings";
 

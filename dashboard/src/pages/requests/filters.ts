@@ -1,20 +1,8 @@
 // The filters of /requests and /failures, as they live in the page's query string.
 
-export const PROVIDERS = [
-  "openai",
-  "anthropic",
-  "azure",
-  "gemini",
-  "groq",
-  "mistral",
-  "deepseek",
-  "together",
-  "xai",
-] as const;
+export { PROVIDERS, TASK_TYPES as TASKS } from "../../api/names";
 
 export const STATUSES = ["2xx", "4xx", "5xx", "error"] as const;
-
-export const TASKS = ["classification", "summarisation", "extraction", "generation", "reasoning"] as const;
 
 export const FILTER_KEYS = ["since", "until", "feature", "model", "provider", "status", "task", "streaming"] as const;
 export type FilterKey = (typeof FILTER_KEYS)[number];

@@ -1,33 +1,12 @@
 // A rule as the form edits it (strings, "" meaning "any"), and its API bodies.
 import type { Schemas } from "../../api/types";
+import { PROVIDERS, TASK_TYPES, type Provider } from "../../api/names";
 
 export type Rule = Schemas["Rule"];
 export type RuleCreateBody = Schemas["RuleCreate"];
 export type DryRunBody = Schemas["RuleDraft"];
+export { PROVIDERS, TASK_TYPES, type Provider };
 export type RulePatchBody = Partial<Schemas["RulePatch"]>;
-export type Provider = NonNullable<RuleCreateBody["target_provider"]>;
-
-/** The providers the proxy knows (README "Routing"; the API refuses any other). */
-export const PROVIDERS: readonly Provider[] = [
-  "openai",
-  "anthropic",
-  "azure",
-  "gemini",
-  "groq",
-  "mistral",
-  "deepseek",
-  "together",
-  "xai",
-];
-
-/** Task types the recommendations know; any other value is allowed too. */
-export const TASK_TYPES = [
-  "classification",
-  "extraction",
-  "summarisation",
-  "generation",
-  "reasoning",
-] as const;
 
 export interface RuleDraft {
   name: string;

@@ -1,13 +1,11 @@
 import { screen, waitFor, within } from "@testing-library/react";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { apiError, mockApi, reply } from "../../test/mockApi";
 import { renderWithProviders } from "../../test/render";
 import KeysSection from "./KeysSection";
 import { KEYS } from "./testData";
 import { fill } from "./testUtils";
 
-// Interaction-heavy tests: the default 5 s is tight on a loaded machine.
-vi.setConfig({ testTimeout: 20_000 });
 
 const ROUTE = "/orgs/o1/settings";
 const LIST = "GET /api/orgs/o1/keys";
