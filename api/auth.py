@@ -13,7 +13,6 @@ over. Errors never echo the token.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -53,21 +52,14 @@ class Authenticator:
     """Turns a bearer token into a :class:`Caller`, or None when it is not valid."""
 
     def __init__(
-        self,
-        settings: Settings,
-        api_settings: ApiSettings,
-        pool: asyncpg.Pool,
-        verifier: OidcVerifier | None,
+        self, sessions: Sessions, pool: asyncpg.Pool, verifier: OidcVerifier | None
     ) -> None:
-        secret = api_settings.operator_secret(settings)
-        self._secret = None if secret is None else secret.encode()
+        self._sessions = sessions
         self._pool = pool
         self._verifier = verifier
 
     async def caller(self, token: str) -> Caller | None:
-        # surrogatepass: any str encodes, and distinct strs stay distinct.
-        raw = token.encode("utf-8", "surrogatepass")
-        if self._secret is not None and hmac.compare_digest(raw, self._secret):
+        if self._sessions.secret_matches(token):
             return Caller(operator=True)
         if self._verifier is None:
             log.info("refused a token: no OIDC issuer is configured")
@@ -111,9 +103,9 @@ def auth_middleware(
             timeout_s=api_settings.oidc_timeout_s,
             clock=clock,
         )
-    authenticator = Authenticator(settings, api_settings, pool, verifier)
     limiter = limiter or FailureLimiter(clock)
     sessions = sessions or Sessions(settings, api_settings, clock)
+    authenticator = Authenticator(sessions, pool, verifier)
 
     async def by_session(request: web.Request, handler: Handler, cookie: str) -> web.StreamResponse:
         session = sessions.authenticate(request, limiter, cookie)

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from api.body import parse_body
 from api.errors import ApiError
 from api.limiter import client_address, too_many_attempts
-from api.routes_table import LIMITER, SESSIONS, Route
+from api.routes_table import LIMITER, SESSIONS, Route, reply
 from api.schemas import SessionCreate, SessionInfo, SessionState
 from api.session import COOKIE, CSRF_HEADER, Session, unverified_sid
 
@@ -92,9 +92,9 @@ def _info(request: web.Request, session: Session) -> SessionInfo:
 
 
 def _json(model: BaseModel) -> web.Response:
-    return web.Response(
-        body=model.model_dump_json(), content_type="application/json", headers=_NO_STORE
-    )
+    response = reply(model)
+    response.headers.update(_NO_STORE)
+    return response
 
 
 ROUTES_SESSION = [

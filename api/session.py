@@ -65,7 +65,8 @@ class Session:
 
 
 class Sessions:
-    """Signs, verifies and renews session tokens, and writes their cookie."""
+    """Checks the admin secret (for bearer tokens and ``POST /api/session`` alike), and
+    signs, verifies and renews session tokens, and writes their cookie."""
 
     def __init__(
         self, settings: Settings, api_settings: ApiSettings, clock: Callable[[], float]
@@ -88,6 +89,8 @@ class Sessions:
         return self._key is not None
 
     def secret_matches(self, candidate: str) -> bool:
+        """Whether ``candidate`` is the admin secret (in constant time); never while
+        operator sign-in is off."""
         raw = candidate.encode("utf-8", "surrogatepass")
         return self._secret is not None and hmac.compare_digest(raw, self._secret)
 

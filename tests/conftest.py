@@ -22,7 +22,7 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -56,6 +56,14 @@ def _answers(url: str) -> bool:
         return False
 
 
+def unavailable(message: str) -> NoReturn:
+    """Skip the test for want of something outside the project, saying what; fail
+    instead under ``LECTR_TEST_REQUIRE_SERVICES=1`` (CI), where nothing may be missing."""
+    if os.environ.get("LECTR_TEST_REQUIRE_SERVICES") == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
 def _service_url(
     request: pytest.FixtureRequest,
     what: str,
@@ -70,10 +78,9 @@ def _service_url(
     try:
         container, container_url = start_container()
     except Exception as exc:  # Docker missing or broken: say why, then skip or fail
-        message = f"{what} unavailable: nothing answers at {url} and testcontainers failed: {exc}"
-        if os.environ.get("LECTR_TEST_REQUIRE_SERVICES") == "1":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        unavailable(
+            f"{what} unavailable: nothing answers at {url} and testcontainers failed: {exc}"
+        )
     request.addfinalizer(container.stop)
     return container_url
 

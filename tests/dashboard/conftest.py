@@ -46,6 +46,7 @@ from tests.conftest import (
     REPLAY_MAX_AGE,
     broker_topology,
     migrated_database,
+    unavailable,
 )
 from tests.support.cli import LECTR
 from tests.support.oidc_issuer import OidcIssuer, User
@@ -75,12 +76,6 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 VIEWER_ORG = "browser-viewers"
 OIDC_USER = User(sub="user|browser-test", email="viewer@browser.test", name="Vera Viewer")
-
-
-def _unavailable(message: str) -> None:
-    if os.environ.get("LECTR_TEST_REQUIRE_SERVICES") == "1":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 class BackgroundLoop:
@@ -151,11 +146,9 @@ class Stack:
 @pytest.fixture(scope="session")
 def dashboard_dist() -> Path:
     if not (DIST / "index.html").is_file():
-        _unavailable(
-            f"the dashboard is not built ({DIST}/index.html missing): run `make dashboard`"
-        )
+        unavailable(f"the dashboard is not built ({DIST}/index.html missing): run `make dashboard`")
     if not os.access(CHROMIUM, os.X_OK):
-        _unavailable(f"{CHROMIUM} missing: run `make browser` (Debian's chromium)")
+        unavailable(f"{CHROMIUM} missing: run `make browser` (Debian's chromium)")
     return DIST
 
 

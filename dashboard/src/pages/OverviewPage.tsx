@@ -1,4 +1,5 @@
 import { useQuery } from "@tanstack/react-query";
+import type { ComponentProps } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { apiFetch } from "../api/client";
 import type { Anomaly, Summary, SummaryData, SummaryPipeline } from "../api/types";
@@ -199,6 +200,20 @@ function Stats({ summary, data, period }: { summary: Summary; data: SummaryData;
   );
 }
 
+/** One "<title> over time" card: the series chart of one metric. */
+function OverTime(props: ComponentProps<typeof SeriesChart>) {
+  const per = props.step === "day" ? "day" : "hour";
+  return (
+    <section className="card" aria-label={`${props.title} over time`}>
+      <div className="card-header">
+        <h2>{props.title} over time</h2>
+        <span className="muted">per {per}</span>
+      </div>
+      <SeriesChart {...props} />
+    </section>
+  );
+}
+
 function AnomalyLinks({ orgId, anomalies }: { orgId: string; anomalies: Anomaly[] }) {
   if (anomalies.length === 0) return null;
   return (
@@ -266,7 +281,14 @@ export default function OverviewPage() {
     start !== null && end !== null ? (anomalies.data?.anomalies ?? []).filter((a) => overlaps(a, start, end)) : [];
   const costAnomalies = inPeriod.filter((a) => a.kind === "cost");
   const otherAnomalies = inPeriod.filter((a) => a.kind !== "cost");
-  const multiDay = period !== "24h";
+  // What both charts share.
+  const chart = {
+    orgId,
+    points: data.series,
+    step: data.series_step,
+    multiDay: period !== "24h",
+    computedAt: summary.data.computed_at,
+  };
 
   return (
     <>
@@ -291,44 +313,24 @@ export default function OverviewPage() {
           )}
           <Stats summary={summary.data} data={data} period={period} />
           <div className="grid-2 section">
-            <section className="card" aria-label="Cost over time">
-              <div className="card-header">
-                <h2>Cost over time</h2>
-                <span className="muted">per {data.series_step === "day" ? "day" : "hour"}</span>
-              </div>
-              <SeriesChart
-                title="Cost"
-                orgId={orgId}
-                points={data.series}
-                metric="cost_usd"
-                step={data.series_step}
-                anomalies={costAnomalies}
-                color="#2f5bd3"
-                format={(v) => formatUsd(v)}
-                tick={(v) => formatUsd(v)}
-                multiDay={multiDay}
-                computedAt={summary.data.computed_at}
-              />
-            </section>
-            <section className="card" aria-label="Requests over time">
-              <div className="card-header">
-                <h2>Requests over time</h2>
-                <span className="muted">per {data.series_step === "day" ? "day" : "hour"}</span>
-              </div>
-              <SeriesChart
-                title="Requests"
-                orgId={orgId}
-                points={data.series}
-                metric="requests"
-                step={data.series_step}
-                anomalies={otherAnomalies}
-                color="#0f8b8d"
-                format={(v) => formatNumber(v)}
-                tick={(v) => formatCompact(v)}
-                multiDay={multiDay}
-                computedAt={summary.data.computed_at}
-              />
-            </section>
+            <OverTime
+              title="Cost"
+              metric="cost_usd"
+              anomalies={costAnomalies}
+              color="#2f5bd3"
+              format={(v) => formatUsd(v)}
+              tick={(v) => formatUsd(v)}
+              {...chart}
+            />
+            <OverTime
+              title="Requests"
+              metric="requests"
+              anomalies={otherAnomalies}
+              color="#0f8b8d"
+              format={(v) => formatNumber(v)}
+              tick={(v) => formatCompact(v)}
+              {...chart}
+            />
           </div>
           <AnomalyLinks orgId={orgId} anomalies={inPeriod} />
           <div className="section">
