@@ -135,7 +135,7 @@ function ReadOnlyLimits(props: { orgId: string }) {
   }
   return (
     <>
-      <dl className={f.formGrid}>
+      <dl className={`${f.formGrid} ${f.values}`}>
         <div>
           <dt className="muted">Requests per minute</dt>
           <dd>{limitText(settings.data.rate_limit_rpm)}</dd>
