@@ -468,3 +468,14 @@ scheduler_runs = sa.Table(
     sa.PrimaryKeyConstraint("job", "tick_start"),
     sa.CheckConstraint(f"status IN {RUN_STATUSES!r}", name="status"),
 )
+
+# One row per applied migration, written by schema/migrations/env.py: the oldest
+# release head whose code still runs against the schema that migration left. Processes
+# of an older release read it to decide whether they may run (lectr.schema_check).
+schema_compat = sa.Table(
+    "schema_compat",
+    metadata,
+    sa.Column("revision", sa.Text, primary_key=True),
+    sa.Column("oldest_compatible", sa.Text, nullable=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+)
