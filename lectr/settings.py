@@ -167,6 +167,11 @@ def http_url(value: str, variable: str) -> str:
     return value.rstrip("/")
 
 
+def redis_url(value: str, variable: str) -> str:
+    _url(value, variable, ("redis", "rediss"), "redis://[:password@]host[:port][/db]")
+    return value
+
+
 class EnvReader:
     """Reads variables from one mapping: unset or empty takes the default, a bad value
     raises :class:`SettingsError` naming the variable."""

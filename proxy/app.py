@@ -1,7 +1,8 @@
 """The proxy's aiohttp application: one factory, one context per resource.
 
 Start-up order (each context waits for the one before): database reachable and schema
-at head → caches loaded → upstream HTTP client → event pipeline started (spooled
+at this release's head or a newer one compatible with it → caches loaded → Redis connected, its scripts loaded (with
+``LECTR_REDIS_URL``) → upstream HTTP client → event pipeline started (spooled
 events first). Only then does the caller start accepting connections. Shutdown runs the
 contexts in reverse once no request is left (see :mod:`proxy.shutdown`): the pipeline
 publishes the buffer, then spools what could not reach the broker.
@@ -21,16 +22,20 @@ import orjson
 from aiohttp import web
 
 from lectr import db
-from lectr.settings import Settings
-from proxy import forward, http_errors, log_safety, pipeline
+from lectr.settings import Settings, redact_url
+from proxy import forward, http_errors, log_safety, pipeline, shared_limits, worker_metrics
 from proxy.buffer import EventBuffer
 from proxy.caches import Caches, run_periodic_reload
 from proxy.metrics import Metrics
 from proxy.settings import ProxySettings
+from proxy.shared_limits import SharedLimits
 from proxy.shutdown import CLOSE_TIMEOUT_S
 from proxy.state import STATE, ProxyState
 
 log = logging.getLogger(__name__)
+
+# How long start-up waits for Redis (with LECTR_REDIS_URL) before serving without it.
+REDIS_START_WAIT_S = 3.0
 
 
 class StartupError(RuntimeError):
@@ -56,9 +61,9 @@ def create_app(settings: Settings, proxy_settings: ProxySettings) -> web.Applica
     app.middlewares.append(state.in_flight.middleware)
     app.middlewares.append(http_errors.middleware)  # errors, connection cap, access log
     log_safety.install()
-    app.cleanup_ctx.extend((_database, _upstream_client, pipeline.context))
+    app.cleanup_ctx.extend((_database, _shared_limits, _upstream_client, pipeline.context))
     app.router.add_get("/health", health)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", worker_metrics.handle)
     app.router.add_route("*", "/v1/{rest:.*}", forward.handle)
     return app
 
@@ -88,17 +93,43 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _check_schema(pool: asyncpg.Pool) -> None:
-    from lectr.migrations import head_revision  # loads Alembic: start-up only
+    """Refuse to start unless the schema is at this release's head, or newer and
+    declaring itself compatible with it (a rolling upgrade: then warn and run)."""
+    from lectr import schema_check
 
+    release = await asyncio.to_thread(schema_check.load_release)  # Alembic: start-up only
+    async with pool.acquire() as conn:
+        try:
+            await schema_check.require_compatible_schema(conn, release, log)
+        except schema_check.IncompatibleSchema as exc:
+            raise StartupError(str(exc)) from None
+
+
+async def _shared_limits(app: web.Application) -> AsyncIterator[None]:
+    """With LECTR_REDIS_URL: connect and load the limit scripts before serving (waiting
+    up to REDIS_START_WAIT_S; if Redis does not answer, serve anyway, counting limits
+    here, and keep trying in the background)."""
+    state = app[STATE]
+    url = state.proxy.redis_url
+    if url is None:
+        yield
+        return
+    shared = SharedLimits(
+        shared_limits.connect(url),
+        instance=state.proxy.instance,
+        timeout_s=state.proxy.redis_timeout_ms / 1000,
+        lease_s=state.proxy.redis_lease_s,
+    )
+    await shared.start(REDIS_START_WAIT_S)
+    if shared.available:
+        log.info("limits shared through Redis at %s", redact_url(url))
+    state.limits.shared = shared
+    state.metrics.shared_limits = shared
     try:
-        current = await pool.fetchval("SELECT version_num FROM alembic_version")
-    except asyncpg.UndefinedTableError:
-        current = None
-    head = await asyncio.to_thread(head_revision)
-    if current != head:
-        raise StartupError(
-            f"the database schema is at {current or 'nothing'}, not {head}: run `lectr migrate`"
-        )
+        yield
+    finally:
+        state.limits.shared = None
+        await shared.close()
 
 
 async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
@@ -127,6 +158,9 @@ async def health(request: web.Request) -> web.Response:
     publisher = state.publisher
     assert publisher is not None
     problems = publisher.problems()
+    shared = state.limits.shared
+    if shared is not None and not shared.available:
+        problems = [*problems, "redis_unavailable"]
     if state.draining or not state.caches.ready:
         status = "draining" if state.draining else "starting"
     else:
@@ -139,6 +173,13 @@ async def health(request: web.Request) -> web.Response:
         **publisher.counters(),
         "buffer_capacity": state.buffer.capacity,
         "buffer_capacity_bytes": state.buffer.capacity_bytes,
+        "redis": None
+        if shared is None
+        else {
+            "status": "ok" if shared.available else "unavailable",
+            "fallbacks": sum(shared.fallbacks.values()),
+            "open_leases": shared.open_leases(),
+        },
         "caches": {
             name: {
                 "size": size,
@@ -151,8 +192,3 @@ async def health(request: web.Request) -> web.Response:
     }
     code = 503 if status in ("draining", "starting") else 200
     return web.Response(body=orjson.dumps(body), status=code, content_type="application/json")
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = request.app[STATE].metrics.render()
-    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})

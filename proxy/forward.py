@@ -117,7 +117,7 @@ async def _serve(
     _check_tags(call)
     raw_rest = _client_rest(request)
     header = _provider_header(request)
-    retry_after = state.rate_limiter.acquire(call.key.org_id, org.rate_limit_rpm)
+    retry_after = await state.limits.acquire_request(call.key.org_id, org.rate_limit_rpm)
     if retry_after:
         raise LectrError(
             "rate_limit_exceeded",
@@ -135,7 +135,8 @@ async def _serve(
     call.streaming = isinstance(parsed, dict) and request_body.is_stream(parsed.get("stream"))
     if not call.streaming:
         return await _forward(request, state, call, raw_rest, body)
-    if not state.stream_limiter.acquire(call.key.org_id, org.max_concurrent_streams):
+    slot = await state.limits.acquire_stream(call.key.org_id, org.max_concurrent_streams)
+    if slot is None:
         raise LectrError(
             "concurrent_streams_exceeded",
             f"this organisation may have {org.max_concurrent_streams} streams open at once",
@@ -144,7 +145,7 @@ async def _serve(
     try:
         return await _forward(request, state, call, raw_rest, body)
     finally:
-        state.stream_limiter.release(call.key.org_id)
+        state.limits.release_stream(slot)
 
 
 def _client_rest(request: web.Request) -> str:

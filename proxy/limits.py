@@ -1,8 +1,13 @@
-"""Per-organisation limits, kept in this process's memory (each instance counts alone).
+"""Per-organisation limits: requests per minute and concurrent streams.
 
 Requests per minute use a token bucket that refills continuously (``rpm`` tokens a
 minute, bursting to ``rpm``); concurrent streams are a plain count per organisation.
 Both take the current time from an injectable clock.
+
+:class:`Limits` is what a request checks. Without Redis it counts in this process's
+memory (each instance alone). With Redis (:mod:`proxy.shared_limits`) the count is
+shared by every proxy, and a check Redis does not answer in time falls back to this
+process's own count, so a slow or absent Redis never fails or slows a request.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ import math
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from proxy.shared_limits import Lease, SharedLimits
 
 Clock = Callable[[], float]
 
@@ -57,3 +65,47 @@ class StreamLimiter:
 
     def open_streams(self, org_id: uuid.UUID) -> int:
         return self._open.get(org_id, 0)
+
+
+@dataclass(frozen=True)
+class StreamSlot:
+    """An open stream's place in its organisation's count: a Redis lease, or local."""
+
+    org_id: uuid.UUID
+    lease: Lease | None = None
+
+
+class Limits:
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self.rates = RateLimiter(clock)
+        self.streams = StreamLimiter()
+        # Set once Redis is connected (LECTR_REDIS_URL); None: counted here alone.
+        self.shared: SharedLimits | None = None
+
+    async def acquire_request(self, org_id: uuid.UUID, rpm: int | None) -> int:
+        """0 when the request may go on, else the seconds for Retry-After."""
+        if rpm is None:
+            return 0
+        if self.shared is not None:
+            answer = await self.shared.acquire_request(org_id, rpm)
+            if answer is not None:
+                return answer
+        return self.rates.acquire(org_id, rpm)
+
+    async def acquire_stream(self, org_id: uuid.UUID, limit: int | None) -> StreamSlot | None:
+        """A slot for one more open stream, or None when the organisation is at its limit.
+        Release it with :meth:`release_stream` once the stream ends."""
+        if limit is not None and self.shared is not None:
+            answer = await self.shared.acquire_stream(org_id, limit)
+            if isinstance(answer, Lease):
+                return StreamSlot(org_id, answer)
+            if answer is False:
+                return None
+        return StreamSlot(org_id) if self.streams.acquire(org_id, limit) else None
+
+    def release_stream(self, slot: StreamSlot) -> None:
+        if slot.lease is not None:
+            assert self.shared is not None
+            self.shared.release(slot.lease)
+        else:
+            self.streams.release(slot.org_id)

@@ -2,7 +2,9 @@
 
 With ``--workers N`` (or ``LECTR_PROXY_WORKERS``) above 1, this process supervises N
 worker processes that share the port through ``SO_REUSEPORT``; each has its own
-caches, buffer and publisher, so all of a machine's cores serve traffic.
+caches, buffer and publisher, so all of a machine's cores serve traffic. A worker also
+serves its metrics to the parent on a unix socket, so ``/metrics`` answers the sum over
+all workers (:mod:`proxy.worker_metrics`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from aiohttp import web
 
 from lectr.db import DatabaseUnavailable
 from lectr.settings import Settings, SettingsError
-from proxy import shutdown, workers
+from proxy import shutdown, worker_metrics, workers
 from proxy.app import StartupError, create_app
 from proxy.connections import ProxyRunner
 from proxy.overrides import log_overrides
@@ -88,7 +90,12 @@ async def serve(settings: Settings, proxy_settings: ProxySettings, *, reuse_port
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
+    metrics_server: web.AppRunner | None = None
     try:
+        # As a worker of `--workers N`: its metrics for the parent, on a unix socket.
+        metrics_server = await worker_metrics.serve_worker(
+            app[STATE].metrics, workers.worker_index()
+        )
         site = web.TCPSite(
             runner, settings.host, settings.proxy_port, reuse_port=reuse_port, backlog=1024
         )
@@ -107,4 +114,6 @@ async def serve(settings: Settings, proxy_settings: ProxySettings, *, reuse_port
         await shutdown.stop_serving(runner, state.in_flight, proxy_settings.shutdown_timeout_s)
     finally:
         await runner.cleanup()
+        if metrics_server is not None:
+            await metrics_server.cleanup()
     log.info("proxy stopped")

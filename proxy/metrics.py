@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -20,6 +20,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+
+if TYPE_CHECKING:
+    from proxy.shared_limits import SharedLimits
 
 # Added latency is a fraction of a millisecond when all is well.
 ADDED_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
@@ -50,6 +53,8 @@ class Metrics:
         self._added = [0] * (len(ADDED_BUCKETS) + 1)
         self._added_sum = 0.0
         self._pipeline = pipeline
+        # Set when limits are shared through Redis: its fallbacks are read at scrape time.
+        self.shared_limits: SharedLimits | None = None
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -97,6 +102,25 @@ class Metrics:
             yield GaugeMetricFamily(name, doc, value=counters[key])
         for key, (name, doc) in PIPELINE_COUNTERS.items():
             yield CounterMetricFamily(name, doc, value=counters[key])
+        if self.shared_limits is not None:
+            yield from _shared_limits(self.shared_limits)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _shared_limits(shared: SharedLimits) -> Iterator[Metric]:
+    fallbacks = CounterMetricFamily(
+        "lectr_proxy_redis_fallbacks",
+        "Limit checks counted by this proxy alone: Redis unavailable or slower than "
+        "LECTR_REDIS_TIMEOUT_MS",
+        labels=("check",),
+    )
+    for check, count in sorted(shared.fallbacks.items()):
+        fallbacks.add_metric((check,), count)
+    yield fallbacks
+    yield GaugeMetricFamily(
+        "lectr_proxy_redis_available",
+        "1 while limit checks go to Redis, 0 while they fall back",
+        value=1 if shared.available else 0,
+    )

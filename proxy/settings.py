@@ -11,7 +11,15 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from lectr.settings import EnvReader, SettingsError, http_url, positive_float, positive_int, text
+from lectr.settings import (
+    EnvReader,
+    SettingsError,
+    http_url,
+    positive_float,
+    positive_int,
+    redis_url,
+    text,
+)
 from proxy.providers import PROVIDERS
 
 MIB = 1024 * 1024
@@ -109,6 +117,12 @@ class ProxySettings:
     # and the most that directory may hold. None: no spool (from_env always sets one).
     spool_dir: str | None = None
     spool_max_bytes: int = 64 * MIB
+    # Redis shared by every proxy for the organisations' limits (None: each proxy
+    # counts alone); the longest a check waits for it before counting locally; how
+    # long an open stream's slot outlives its proxy's last renewal.
+    redis_url: str | None = None
+    redis_timeout_ms: float = 5.0
+    redis_lease_s: float = 30.0
     # Provider name -> upstream base URL override.
     base_urls: Mapping[str, str] = field(default_factory=dict)
 
@@ -160,6 +174,9 @@ class ProxySettings:
             broker_wait_s=read("LECTR_PROXY_BROKER_WAIT_S", d.broker_wait_s, positive_float),
             spool_dir=read("LECTR_PROXY_SPOOL_DIR", default_spool_dir(reader.env), text),
             spool_max_bytes=read("LECTR_PROXY_SPOOL_MAX_BYTES", d.spool_max_bytes, positive_int),
+            redis_url=read("LECTR_REDIS_URL", d.redis_url, redis_url),
+            redis_timeout_ms=read("LECTR_REDIS_TIMEOUT_MS", d.redis_timeout_ms, positive_float),
+            redis_lease_s=read("LECTR_REDIS_LEASE_S", d.redis_lease_s, positive_float),
             base_urls={
                 name: url
                 for name in PROVIDERS

@@ -10,7 +10,7 @@ from aiohttp import web
 from lectr.settings import Settings
 from proxy.buffer import EventBuffer
 from proxy.caches import Caches
-from proxy.limits import RateLimiter, StreamLimiter
+from proxy.limits import Limits
 from proxy.metrics import Metrics
 from proxy.publisher import Publisher
 from proxy.settings import ProxySettings
@@ -25,8 +25,7 @@ class ProxyState:
     caches: Caches
     buffer: EventBuffer
     metrics: Metrics
-    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
-    stream_limiter: StreamLimiter = field(default_factory=StreamLimiter)
+    limits: Limits = field(default_factory=Limits)
     in_flight: InFlight = field(default_factory=InFlight)
     # Set by create_app; the publisher runs once the app's contexts start.
     publisher: Publisher | None = None

@@ -1,4 +1,4 @@
-"""Real Postgres and RabbitMQ for every test session, each run under its own names.
+"""Real Postgres, RabbitMQ and Redis for every test session, each run under its own names.
 
 The local services are used when they answer (``LECTR_TEST_DATABASE_URL`` and
 ``LECTR_TEST_AMQP_URL`` point elsewhere); otherwise testcontainers starts them when
@@ -9,8 +9,10 @@ Each session creates, migrates and finally drops its own database
 ``lectr_test_<run id>`` and uses broker names prefixed ``lectr_test_<run id>``.
 
 To simulate an outage without stopping the shared services, connect through
-``postgres_forwarder`` or ``amqp_forwarder`` (``forwarder.url_for(url)``) and call
-``cut()`` / ``restore()`` on it.
+``postgres_forwarder``, ``amqp_forwarder`` or ``redis_forwarder``
+(``forwarder.url_for(url)``) and call ``cut()`` (or ``stall()``) and ``restore()`` on it.
+Redis (``LECTR_TEST_REDIS_URL``, default the local one) is used as it is: tests keep
+apart by key.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ pytest_plugins = ["tests.support.smtp"]
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 DELIVERY_LIMIT = 2
 REPLAY_MAX_AGE = "1D"
 
@@ -125,6 +128,16 @@ def amqp_url(request: pytest.FixtureRequest) -> str:
     )
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The local Redis (``LECTR_TEST_REDIS_URL``). Tests keep apart by key: every limit
+    key names an organisation id, which is new in each test."""
+    url = os.environ.get("LECTR_TEST_REDIS_URL", DEFAULT_REDIS)
+    if not _answers(url):
+        unavailable(f"Redis unavailable: nothing answers at {url}")
+    return url
+
+
 def migrated_database(server_url: str, name: str) -> Iterator[str]:
     """A database ``name`` on the server, migrated to head; dropped when closed."""
     url = with_database(server_url, name)
@@ -192,6 +205,12 @@ def _forwarder(url: str) -> Iterator[TcpForwarder]:
     target = urlsplit(url)
     with TcpForwarder(target.hostname or "127.0.0.1", target.port or 0) as forwarder:
         yield forwarder
+
+
+@pytest.fixture
+def redis_forwarder(redis_url: str) -> Iterator[TcpForwarder]:
+    """A forwarder to Redis: connect through ``url_for(redis_url)``, then cut or stall it."""
+    yield from _forwarder(redis_url)
 
 
 @pytest.fixture

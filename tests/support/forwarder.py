@@ -19,9 +19,14 @@ _T = TypeVar("_T")
 _BUFFER_SIZE = 256 * 1024
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy bytes until EOF, then half-close ``writer``. Raises OSError on I/O failure."""
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stalled: Callable[[], bool]
+) -> None:
+    """Copy bytes until EOF, then half-close ``writer``; bytes read while ``stalled()``
+    are held until it is false. Raises OSError on I/O failure."""
     while data := await reader.read(_BUFFER_SIZE):
+        while stalled():  # noqa: ASYNC110 (set from the test's thread: polled, not awaited)
+            await asyncio.sleep(0.005)
         writer.write(data)
         await writer.drain()
     if writer.can_write_eof():
@@ -52,6 +57,7 @@ class TcpForwarder:
         #: Connections currently being forwarded (or connecting to the target).
         self.active_connections = 0
         self._is_cut = False
+        self._is_stalled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
@@ -105,8 +111,15 @@ class TcpForwarder:
         :meth:`restore`. Blocks until the open connections are closed."""
         self._call(self._cut)
 
+    def stall(self) -> None:
+        """Simulate a hung service: connections stay open, but no byte goes through
+        (either way) until :meth:`restore`."""
+        self._is_stalled = True
+
     def restore(self) -> None:
-        """End the outage: connections accepted from now on are forwarded again."""
+        """End the outage: connections accepted from now on are forwarded again, and
+        stalled bytes flow."""
+        self._is_stalled = False
         self._call(self._restore)
 
     def __enter__(self) -> Self:
@@ -197,8 +210,9 @@ class TcpForwarder:
             ureader, uwriter = await asyncio.open_connection(self.target_host, self.target_port)
             writers.append(uwriter)
             async with asyncio.TaskGroup() as group:
-                group.create_task(_pipe(creader, uwriter))
-                group.create_task(_pipe(ureader, cwriter))
+                stalled = lambda: self._is_stalled  # noqa: E731
+                group.create_task(_pipe(creader, uwriter, stalled))
+                group.create_task(_pipe(ureader, cwriter, stalled))
             clean = True
         except* OSError:
             pass  # target unreachable or a peer reset: drop both sides
