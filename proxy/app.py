@@ -1,11 +1,12 @@
 """The proxy's aiohttp application: one factory, one context per resource.
 
 Start-up order (each context waits for the one before): database reachable and schema
-at this release's head or a newer one compatible with it → caches loaded → Redis connected, its scripts loaded (with
-``LECTR_REDIS_URL``) → upstream HTTP client → event pipeline started (spooled
-events first). Only then does the caller start accepting connections. Shutdown runs the
-contexts in reverse once no request is left (see :mod:`proxy.shutdown`): the pipeline
-publishes the buffer, then spools what could not reach the broker.
+at this release's head or a newer one compatible with it → caches loaded → Redis
+connected, its scripts loaded (with ``LECTR_REDIS_URL``) → upstream HTTP client → event
+pipeline started (spooled events first). Only then does the caller start accepting
+connections. Shutdown runs the contexts in reverse once no request is left (see
+:mod:`proxy.shutdown`): the pipeline publishes the buffer, then spools what could not
+reach the broker.
 """
 
 from __future__ import annotations

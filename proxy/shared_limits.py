@@ -10,12 +10,16 @@ Each check is one atomic Lua script run. Checks made in the same event-loop turn
 Redis as one script call (one round trip, one command to parse), so under load the
 cost per request falls well below one round trip.
 
-The request path never waits on Redis for long: a check not answered within
+The request path never waits on Redis for long: a check Redis has not answered within
 ``timeout_s`` (``LECTR_REDIS_TIMEOUT_MS``) answers ``None``, and the caller counts it
-with its own per-instance limiter instead. A failed call, or ``TIMEOUTS_TO_FAIL``
-checks in a row timing out (one late answer in a busy moment is not an outage), marks
-Redis unavailable: checks then fall back at once, without trying, while a background
-probe pings Redis every ``retry_s`` and marks it available again when it answers. Every
+with its own per-instance limiter instead. The time counts from when the batch is sent,
+and an answer is looked for ``GRACE_TURNS`` event-loop turns past it: a proxy busy at
+full load takes milliseconds to come back to a socket, and that wait is its own, not
+Redis's (counted from the check, nearly every check at full load would fall back,
+just when limits matter). A failed call, or ``TIMEOUTS_TO_FAIL`` batches in a row
+timing out (one late answer in a busy moment is not an outage), marks Redis
+unavailable: checks then fall back at once, without trying, while a background probe
+pings Redis every ``retry_s`` and marks it available again when it answers. Every
 fallback is counted (``fallbacks``, by check), for ``/metrics`` and ``/health``.
 
 Times are the proxies' wall clocks (``clock``, injectable), in milliseconds; the
@@ -119,8 +123,13 @@ return #KEYS
 CALL_TIMEOUT_S = 2.0
 # How long a probe of an unavailable Redis may take.
 PROBE_TIMEOUT_S = 1.0
-# Checks timing out in a row that mark Redis unavailable.
+# Batches timing out in a row that mark Redis unavailable.
 TIMEOUTS_TO_FAIL = 3
+# Event-loop turns an answer is waited for once the timeout has passed: an answer
+# already in the socket is read within them.
+GRACE_TURNS = 3
+# What a check's future holds when Redis did not answer in time.
+LATE = object()
 
 
 @dataclass(frozen=True)
@@ -196,17 +205,34 @@ class _Batcher:
         per_key: list[Sequence[Any]],
         futures: list[asyncio.Future[Any]],
     ) -> None:
+        loop = asyncio.get_running_loop()
+        late = loop.call_later(self._limits.timeout_s, self._expire, futures, GRACE_TURNS)
         try:
             async with asyncio.timeout(CALL_TIMEOUT_S):
                 answers = await self._script(keys=keys, args=[*self._head(), *args])
         except (RedisError, OSError, TimeoutError) as exc:
             self._limits.failed(exc)
             answers = [None] * len(keys)
+        else:
+            self._limits.answered()
+        finally:
+            late.cancel()
         for key, key_args, future, answer in zip(keys, per_key, futures, answers, strict=True):
             if not future.done():
                 future.set_result(answer)
             elif answer is not None and self._orphan is not None:
                 self._orphan(key, key_args, answer)
+
+    def _expire(self, futures: list[asyncio.Future[Any]], turns: int) -> None:
+        """The timeout has passed: after ``turns`` more loop turns, answer LATE."""
+        if turns > 0:
+            asyncio.get_running_loop().call_soon(self._expire, futures, turns - 1)
+            return
+        waiting = [future for future in futures if not future.done()]
+        for future in waiting:
+            future.set_result(LATE)
+        if waiting:
+            self._limits.late()
 
 
 class SharedLimits:
@@ -221,7 +247,7 @@ class SharedLimits:
         retry_s: float = 0.5,
     ) -> None:
         self._client = client
-        self._timeout_s = timeout_s
+        self.timeout_s = timeout_s
         self._lease_ms = round(lease_s * 1000)
         self._clock = clock
         self._retry_s = retry_s
@@ -305,19 +331,20 @@ class SharedLimits:
             log.info("Redis answers again: limits are shared across proxies")
             return
 
+    def answered(self) -> None:
+        self._timeouts_in_a_row = 0
+
+    def late(self) -> None:
+        """A batch was not answered in time."""
+        self._timeouts_in_a_row += 1
+        if self._timeouts_in_a_row >= TIMEOUTS_TO_FAIL:
+            self.failed(TimeoutError())
+
     async def _answer(self, check: Check, future: asyncio.Future[Any]) -> Any:
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                answer = await future
-        except TimeoutError as exc:
-            self._timeouts_in_a_row += 1
-            if self._timeouts_in_a_row >= TIMEOUTS_TO_FAIL:
-                self.failed(exc)
-            answer = None
-        else:
-            self._timeouts_in_a_row = 0
-        if answer is None:
+        answer = await future
+        if answer is None or answer is LATE:
             self.fallbacks[check] += 1
+            return None
         return answer
 
     async def acquire_request(self, org_id: uuid.UUID, rpm: int) -> int | None:

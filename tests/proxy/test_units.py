@@ -276,8 +276,14 @@ def test_proxy_settings_from_environment() -> None:
             "LECTR_PROXY_MAX_BODY_BYTES": "1024",
             "LECTR_DEFAULT_PROVIDER": "Anthropic",
             "LECTR_PROXY_RECORD_EVENTS": "off",
+            "LECTR_REDIS_URL": "redis://:secret@redis:6379/2",
+            "LECTR_REDIS_TIMEOUT_MS": "2.5",
         }
     )
+    assert settings.redis_url == "redis://:secret@redis:6379/2"
+    assert settings.redis_timeout_ms == 2.5
+    assert settings.redis_lease_s == 30.0
+    assert ProxySettings.from_env({}).redis_url is None
     assert settings.base_urls == {"openai": "http://127.0.0.1:9000/v1"}
     assert settings.max_body_bytes == 1024
     assert settings.default_provider == "anthropic"
@@ -292,6 +298,10 @@ def test_proxy_settings_from_environment() -> None:
         ("LECTR_UPSTREAM_READ_TIMEOUT_S", "-1"),
         ("LECTR_DEFAULT_PROVIDER", "azure"),
         ("LECTR_PROXY_RECORD_EVENTS", "maybe"),
+        ("LECTR_REDIS_URL", "http://redis:6379"),
+        ("LECTR_REDIS_URL", "redis://"),
+        ("LECTR_REDIS_TIMEOUT_MS", "0"),
+        ("LECTR_REDIS_LEASE_S", "-3"),
     ],
 )
 def test_bad_proxy_settings_name_their_variable(variable: str, value: str) -> None:
