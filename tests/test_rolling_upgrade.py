@@ -53,7 +53,7 @@ async def env(
         "LECTR_BROKER_PREFIX": names.prefix,
         "LECTR_PROXY_SPOOL_DIR": str(tmp_path / "spool"),
         "LECTR_CONSUMER_FLUSH_INTERVAL_S": "0.2",
-        **{f"LECTR_{name.upper()}_BASE_URL": url for name, url in fake.base_urls().items()},
+        **fake.env(),
     }
     connection = await aio_pika.connect(amqp_url)
     async with connection, connection.channel() as channel:

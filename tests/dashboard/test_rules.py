@@ -66,7 +66,7 @@ def proxy(stack: Stack, tmp_path) -> Iterator[Proxy]:
         "LECTR_PROXY_PORT": str(port),
         "LECTR_INSTANCE_NAME": "browser-test-proxy",
         "LECTR_PROXY_SPOOL_DIR": str(tmp_path / "spool"),
-        **{f"LECTR_{name.upper()}_BASE_URL": url for name, url in fake.base_urls().items()},
+        **fake.env(),
     }
     url = f"http://127.0.0.1:{port}"
     try:

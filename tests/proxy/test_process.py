@@ -63,7 +63,7 @@ async def proxy_env(
         "LECTR_PROXY_PORT": str(free_port()),
         "LECTR_INSTANCE_NAME": "proc",
         "LECTR_PROXY_SPOOL_DIR": str(tmp_path / "spool"),
-        **{f"LECTR_{name.upper()}_BASE_URL": url for name, url in fake.base_urls().items()},
+        **fake.env(),
     }
     yield env
     connection = await aio_pika.connect(amqp_url)

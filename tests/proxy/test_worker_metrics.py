@@ -225,7 +225,7 @@ async def start(
         "LECTR_PROXY_PORT": str(free_port()),
         "LECTR_INSTANCE_NAME": "metrics",
         "LECTR_PROXY_SPOOL_DIR": str(tmp_path / "spool"),
-        **{f"LECTR_{name.upper()}_BASE_URL": url for name, url in fake.base_urls().items()},
+        **fake.env(),
     }
     started: list[Proxy] = []
 

@@ -81,6 +81,10 @@ class FakeProviders:
         """``LECTR_<PROVIDER>_BASE_URL`` values pointing every provider here."""
         return {name: f"{self.url}{prefix}" for name, prefix in PREFIXES.items()}
 
+    def env(self) -> dict[str, str]:
+        """The ``LECTR_<PROVIDER>_BASE_URL`` variables that send a ``lectr proxy`` here."""
+        return {f"LECTR_{name.upper()}_BASE_URL": url for name, url in self.base_urls().items()}
+
     def respond_with(self, handler: Handler, times: int = 1) -> None:
         self._overrides.extend([handler] * times)
 
