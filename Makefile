@@ -30,7 +30,7 @@ $(VENV)/.installed: pyproject.toml
 up: install dashboard  ## migrate, then run every Lectr process on this machine
 	$(BIN)/lectr up
 
-test: install dashboard browser  ## every test, against the local Postgres and RabbitMQ
+test: install dashboard browser  ## every test, against the local Postgres, RabbitMQ and Redis
 	$(MAKE) --no-print-directory dashboard-check
 	$(BIN)/pytest $(PYTEST_ARGS)
 

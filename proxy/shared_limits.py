@@ -163,7 +163,8 @@ class _Batcher:
 
     ``submit`` queues one key and its arguments and returns a future for that key's
     answer; the batch goes out on the next loop turn. The future gets ``None`` when the
-    call failed; a future its caller stopped waiting for is handed to ``orphan``.
+    call failed, ``LATE`` when it was not answered in time; an answer that comes after
+    its future was settled (late, or its request gone) is handed to ``orphan``.
     """
 
     def __init__(
