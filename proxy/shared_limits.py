@@ -6,9 +6,10 @@ stream holds a lease in a sorted set per organisation, scored by when it expires
 living stream's lease is renewed every third of ``lease_s``; a proxy that crashes
 stops renewing, so its slots free themselves within ``lease_s``.
 
-Each check is one atomic Lua script run. Checks made in the same event-loop turn go to
-Redis as one script call (one round trip, one command to parse), so under load the
-cost per request falls well below one round trip.
+Each check is one atomic Lua script run. Checks go to Redis in batches, one script
+call each (one round trip, one command to parse), one batch out at a time: checks made
+while a batch is out go together in the next, so under load the cost per request falls
+well below one round trip.
 
 The request path never waits on Redis for long: a check Redis has not answered within
 ``timeout_s`` (``LECTR_REDIS_TIMEOUT_MS``) answers ``None``, and the caller counts it
@@ -16,11 +17,13 @@ with its own per-instance limiter instead. The time counts from when the batch i
 and an answer is looked for ``GRACE_TURNS`` event-loop turns past it: a proxy busy at
 full load takes milliseconds to come back to a socket, and that wait is its own, not
 Redis's (counted from the check, nearly every check at full load would fall back,
-just when limits matter). A failed call, or ``TIMEOUTS_TO_FAIL`` batches in a row
-timing out (one late answer in a busy moment is not an outage), marks Redis
-unavailable: checks then fall back at once, without trying, while a background probe
-pings Redis every ``retry_s`` and marks it available again when it answers. Every
-fallback is counted (``fallbacks``, by check), for ``/metrics`` and ``/health``.
+just when limits matter). A check queued behind a batch that turns out late waits for
+that lateness, then its own: twice the timeout at worst. A failed call, or
+``TIMEOUTS_TO_FAIL`` batches in a row timing out (one late answer in a busy moment is
+not an outage), marks Redis unavailable: checks then fall back at once, without
+trying, while a background probe pings Redis every ``retry_s`` and marks it available
+again when it answers. Every fallback is counted (``fallbacks``, by check), for
+``/metrics`` and ``/health``.
 
 Times are the proxies' wall clocks (``clock``, injectable), in milliseconds; the
 scripts never move a bucket's time backwards, so a proxy whose clock is behind never
@@ -36,7 +39,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from redis.asyncio import Redis
@@ -158,13 +161,24 @@ def connect(url: str) -> Redis:
     )
 
 
+@dataclass
+class _Batch:
+    keys: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)  # every key's arguments, in order
+    per_key: list[Sequence[Any]] = field(default_factory=list)
+    futures: list[asyncio.Future[Any]] = field(default_factory=list)
+
+
 class _Batcher:
-    """Calls of one script made in the same event-loop turn, sent as one call.
+    """Calls of one script, sent one batch at a time.
 
     ``submit`` queues one key and its arguments and returns a future for that key's
-    answer; the batch goes out on the next loop turn. The future gets ``None`` when the
-    call failed, ``LATE`` when it was not answered in time; an answer that comes after
-    its future was settled (late, or its request gone) is handed to ``orphan``.
+    answer. A batch goes out on the next loop turn when none is out; checks made while
+    one is out wait for it (its answer, failure or lateness) and go together in the
+    next, so the busier the proxy, the more checks share a call and the less each costs.
+    The future gets ``None`` when the call failed, ``LATE`` when it was not answered in
+    time; an answer that comes after its future was settled (late, or its request
+    gone) is handed to ``orphan``.
     """
 
     def __init__(
@@ -178,62 +192,66 @@ class _Batcher:
         self._script = script
         self._head = head  # the script's leading ARGV, computed when the batch is sent
         self._orphan = orphan
-        self._keys: list[str] = []
-        self._args: list[Any] = []
-        self._arity: list[Sequence[Any]] = []
-        self._futures: list[asyncio.Future[Any]] = []
+        self._next = _Batch()
+        self._out: _Batch | None = None  # sent, neither answered nor late yet
 
     def submit(self, key: str, *args: Any) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
-        if not self._keys:
+        batch = self._next
+        if not batch.keys and self._out is None:
             loop.call_soon(self._flush)
         future: asyncio.Future[Any] = loop.create_future()
-        self._keys.append(key)
-        self._args.extend(args)
-        self._arity.append(args)
-        self._futures.append(future)
+        batch.keys.append(key)
+        batch.args.extend(args)
+        batch.per_key.append(args)
+        batch.futures.append(future)
         return future
 
     def _flush(self) -> None:
-        keys, args, per_key, futures = self._keys, self._args, self._arity, self._futures
-        self._keys, self._args, self._arity, self._futures = [], [], [], []
-        self._limits.spawn(self._send(keys, args, per_key, futures))
+        if self._out is not None or not self._next.keys:
+            return
+        self._out, self._next = self._next, _Batch()
+        self._limits.spawn(self._send(self._out))
 
-    async def _send(
-        self,
-        keys: list[str],
-        args: list[Any],
-        per_key: list[Sequence[Any]],
-        futures: list[asyncio.Future[Any]],
-    ) -> None:
+    def _settled(self, batch: _Batch) -> None:
+        """``batch`` is answered, failed or late: the next one may go."""
+        if self._out is batch:
+            self._out = None
+            self._flush()
+
+    async def _send(self, batch: _Batch) -> None:
         loop = asyncio.get_running_loop()
-        late = loop.call_later(self._limits.timeout_s, self._expire, futures, GRACE_TURNS)
+        late = loop.call_later(self._limits.timeout_s, self._expire, batch, GRACE_TURNS)
         try:
             async with asyncio.timeout(CALL_TIMEOUT_S):
-                answers = await self._script(keys=keys, args=[*self._head(), *args])
+                answers = await self._script(keys=batch.keys, args=[*self._head(), *batch.args])
         except (RedisError, OSError, TimeoutError) as exc:
             self._limits.failed(exc)
-            answers = [None] * len(keys)
+            answers = [None] * len(batch.keys)
         else:
             self._limits.answered()
         finally:
             late.cancel()
-        for key, key_args, future, answer in zip(keys, per_key, futures, answers, strict=True):
+        for key, key_args, future, answer in zip(
+            batch.keys, batch.per_key, batch.futures, answers, strict=True
+        ):
             if not future.done():
                 future.set_result(answer)
             elif answer is not None and self._orphan is not None:
                 self._orphan(key, key_args, answer)
+        self._settled(batch)
 
-    def _expire(self, futures: list[asyncio.Future[Any]], turns: int) -> None:
+    def _expire(self, batch: _Batch, turns: int) -> None:
         """The timeout has passed: after ``turns`` more loop turns, answer LATE."""
         if turns > 0:
-            asyncio.get_running_loop().call_soon(self._expire, futures, turns - 1)
+            asyncio.get_running_loop().call_soon(self._expire, batch, turns - 1)
             return
-        waiting = [future for future in futures if not future.done()]
+        waiting = [future for future in batch.futures if not future.done()]
         for future in waiting:
             future.set_result(LATE)
         if waiting:
             self._limits.late()
+        self._settled(batch)
 
 
 class SharedLimits:

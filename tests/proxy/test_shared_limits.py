@@ -75,6 +75,26 @@ async def test_a_burst_of_rpm_passes_at_once_across_proxies_then_refills(make_li
     assert first.fallbacks == second.fallbacks == {"rate": 0, "streams": 0}
 
 
+async def test_checks_made_while_a_batch_is_out_share_the_next_call(make_limits) -> None:
+    shared = await make_limits()
+    script = shared._rate._script
+    calls: list[int] = []
+    sent = asyncio.Event()
+
+    async def counted(*, keys: list[str], args: list[object]) -> object:
+        calls.append(len(keys))
+        sent.set()
+        return await script(keys=keys, args=args)
+
+    shared._rate._script = counted
+    org = uuid.uuid4()
+    first = asyncio.ensure_future(shared.acquire_request(org, 1000))
+    await sent.wait()  # the first check's batch is out
+    rest = await asyncio.gather(*(shared.acquire_request(org, 1000) for _ in range(99)))
+    assert [await first, *rest] == [0] * 100
+    assert calls == [1, 99]
+
+
 async def test_a_clock_behind_never_refills_twice(make_limits) -> None:
     ahead, behind = Clock(), Clock()
     behind.now -= 30.0
